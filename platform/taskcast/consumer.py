@@ -1,0 +1,271 @@
+"""The consumer: a typed WebSocket endpoint that joins groups on a channel layer.
+
+A connection's life: ``authenticate`` (may refuse) → accept → join ``groups`` on the layer →
+``on_connect`` → receive loop (validate each frame, dispatch to its ``@ws_handler``) → on every
+way out: leave the groups → ``on_disconnect``. Frames to the client go through a bounded outbox
+drained by one task per socket, so broadcasts never wait on a slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
+
+from .delivery import Delivery, pack_message
+from .exceptions import ConnectionRefused, DefinitionError
+from .handlers import Handler, HandlerTable, ws_handler
+from .layers.base import ChannelLayer
+from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
+from .outbox import Outbox, Overflow
+from .protocol import Rejected, decode, encode
+
+__all__ = ["Consumer", "ConsumerApp", "ConsumerOptions"]
+
+log = logging.getLogger("taskcast.consumer")
+
+INTERNAL_ERROR = ErrorMessage.of("internal_error", "The server could not handle this frame")
+BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not accepted"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    """Per-socket limits, shared by every consumer of an app."""
+
+    max_frame_bytes: int = 65_536
+    outbox_size: int = 1_024
+    overflow: Overflow = field(default=Overflow.DROP_OLDEST)
+
+
+class Consumer:
+    """Base of every consumer. Subclasses set ``layer_alias`` and ``groups`` and add handlers."""
+
+    layer_alias: ClassVar[str | None] = None
+    groups: ClassVar[tuple[str, ...]] = ()
+    handlers: ClassVar[HandlerTable]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.groups, str) or not isinstance(cls.groups, tuple | list):
+            raise DefinitionError(f"{cls.__qualname__}.groups must be a tuple of group names")
+        cls.groups = tuple(cls.groups)
+        if cls.groups and cls.layer_alias is None:
+            raise DefinitionError(f"{cls.__qualname__} has groups but no layer_alias")
+        cls.handlers = HandlerTable.collect(cls)
+
+    def __init__(
+        self, websocket: WebSocket, layer: ChannelLayer | None, options: ConsumerOptions
+    ) -> None:
+        self.websocket = websocket
+        self.layer = layer
+        self.options = options
+        self.member_id = uuid.uuid4().hex
+        self._outbox: Outbox[Delivery | str] = Outbox(options.outbox_size, options.overflow)
+        self._pump: asyncio.Task[None] | None = None
+
+    @classmethod
+    def as_asgi(
+        cls,
+        layers: Mapping[str, ChannelLayer] | None = None,
+        options: ConsumerOptions | None = None,
+    ) -> ConsumerApp:
+        """The ASGI app serving this consumer, with its layer looked up by ``layer_alias``."""
+        layer = None if cls.layer_alias is None else (layers or {})[cls.layer_alias]
+        return ConsumerApp(cls, layer, options or ConsumerOptions())
+
+    # Hooks -----------------------------------------------------------------------------------
+
+    async def authenticate(self) -> None:
+        """Raise ``ConnectionRefused`` to refuse the connection; runs before accept."""
+
+    async def on_connect(self) -> None:
+        """Runs once the socket is accepted and has joined its groups."""
+
+    async def on_disconnect(self, code: int) -> None:
+        """Runs on every way out, after the socket has left its groups."""
+
+    @ws_handler(summary="Ping", description="Connectivity check: answered with pong.")
+    async def handle_ping(self, message: PingMessage) -> PongMessage:
+        return PongMessage()
+
+    # Sending ---------------------------------------------------------------------------------
+
+    async def send(self, message: BaseMessage, *, ref: str | None = None) -> None:
+        """Queue ``message`` for this socket."""
+        self._outbox.put(encode(message, ref))
+
+    async def broadcast(
+        self,
+        message: BaseMessage,
+        *,
+        groups: Iterable[str] | None = None,
+        exclude_self: bool = False,
+    ) -> None:
+        """Send ``message`` to every member of ``groups`` (default: this consumer's groups),
+        in every process. The frame is encoded once, here."""
+        if self.layer is None:
+            raise DefinitionError(f"{type(self).__qualname__} has no layer to broadcast on")
+        data = pack_message(encode(message), self.member_id if exclude_self else None)
+        for group in self.groups if groups is None else groups:
+            await self.layer.group_send(group, data)
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Called by the layer for each broadcast to a group this socket is in; never blocks."""
+        if delivery.text is not None:
+            if delivery.exclude == self.member_id:
+                return
+        elif delivery.action not in self.handlers.events:
+            return
+        self._outbox.put(delivery)
+
+    # The connection's life -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self.authenticate()
+        except ConnectionRefused as refusal:
+            # Accept first so the browser sees the close code, not just a failed handshake.
+            await self.websocket.accept()
+            await self.websocket.close(refusal.code, refusal.reason)
+            return
+        await self.websocket.accept()
+        self._pump = pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
+        joined: list[str] = []
+        code = 1006
+        try:
+            for group in self.groups:
+                assert self.layer is not None  # checked when the class was defined
+                await self.layer.group_add(group, self)
+                joined.append(group)
+            await self.on_connect()
+            code = await self._receive_loop()
+        except Exception:
+            log.exception("%s failed; closing the socket", type(self).__qualname__)
+            code = 1011
+            await self._close(1011, "internal error")
+        finally:
+            # Also reached on cancellation (server shutdown): leave the groups before the hook.
+            for group in joined:
+                assert self.layer is not None
+                await self.layer.group_discard(group, self)
+            pump.cancel()
+            try:
+                await self.on_disconnect(code)
+            except Exception:
+                log.exception("%s.on_disconnect failed", type(self).__qualname__)
+
+    async def _receive_loop(self) -> int:
+        limit = self.options.max_frame_bytes
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return int(message.get("code") or 1005)
+            text: str | None = message.get("text")
+            size = len(message.get("bytes") or b"") if text is None else _utf8_size(text, limit)
+            if size > limit:
+                await self._close(1009, f"frame larger than {limit} bytes")
+                return 1009
+            if text is None:
+                self._outbox.put(BINARY_REFUSED)
+            else:
+                await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        result = decode(text, self.handlers)
+        if isinstance(result, Rejected):
+            self._outbox.put(encode(result.error, result.ref))
+            return
+        try:
+            reply = await result.handler.func(self, result.message)
+            if reply is None:
+                return
+            if not isinstance(reply, BaseMessage):
+                raise TypeError(f"handler returned {type(reply).__name__}, not a message")
+            frame = encode(reply, result.ref)
+        except Exception:
+            log.exception(
+                "%s.%s failed on a %r frame",
+                type(self).__qualname__,
+                result.handler.name,
+                result.message.action,
+            )
+            frame = encode(INTERNAL_ERROR, result.ref)
+        self._outbox.put(frame)
+
+    async def _drain(self) -> None:
+        while (item := await self._outbox.get()) is not None:
+            text = item if isinstance(item, str) else await self._render(item)
+            if text is None:
+                continue
+            try:
+                await self.websocket.send_text(text)
+            except Exception:  # the client is gone; the receive loop sees the disconnect
+                return
+        await self._close(1013, "too slow: resume from your last position")
+
+    async def _render(self, delivery: Delivery) -> str | None:
+        if delivery.text is not None:
+            return delivery.text
+        handler = self.handlers.events[delivery.action or ""]
+        if handler.spec.per_connection:
+            return await self._run_event_handler(handler, delivery)
+        result: str | None = await delivery.shared(
+            handler, lambda: self._run_event_handler(handler, delivery)
+        )
+        return result
+
+    async def _run_event_handler(self, handler: Handler, delivery: Delivery) -> str | None:
+        try:
+            event = handler.input_type.model_validate(delivery.event)
+            reply = await handler.func(self, event)
+            if reply is None:
+                return None
+            if not isinstance(reply, BaseMessage):
+                raise TypeError(f"handler returned {type(reply).__name__}, not a message")
+            return encode(reply)
+        except Exception:
+            log.exception(
+                "%s.%s failed on event %r", type(self).__qualname__, handler.name, delivery.action
+            )
+            return None
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._pump is not None and self._pump is not asyncio.current_task():
+            self._pump.cancel()
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            try:
+                await self.websocket.close(code, reason)
+            except Exception:  # already closing from the other side
+                log.debug("close(%s) on a closing socket", code)
+
+
+def _utf8_size(text: str, limit: int) -> int:
+    # A str of n chars is n to 4n bytes in UTF-8: encode only when the answer depends on it.
+    if len(text) > limit or len(text) * 4 <= limit:
+        return len(text)
+    return len(text.encode())
+
+
+class ConsumerApp:
+    """The ASGI app of one consumer class: a new consumer instance per connection."""
+
+    def __init__(
+        self, consumer: type[Consumer], layer: ChannelLayer | None, options: ConsumerOptions
+    ) -> None:
+        self.consumer = consumer
+        self.layer = layer
+        self.options = options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            raise RuntimeError(f"{self.consumer.__qualname__} serves WebSocket connections only")
+        await self.consumer(WebSocket(scope, receive, send), self.layer, self.options).run()
+
+
+Consumer.handlers = HandlerTable.collect(Consumer)

@@ -1,0 +1,75 @@
+"""What a layer carries, and what it hands to the local members of a group.
+
+A layer moves bytes. ``pack_message`` wraps a frame already encoded for clients (a consumer's
+broadcast); ``pack_event`` wraps an event for the members' event handlers. A receiving process
+calls ``unpack`` once per broadcast and gives the same ``Delivery`` to every local member, so the
+work of decoding, validating and rendering is shared rather than repeated per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from .messages import BaseMessage
+
+__all__ = ["Delivery", "pack_event", "pack_message", "unpack"]
+
+_MESSAGE = ord("M")
+_EVENT = ord("E")
+
+
+def pack_message(text: str, exclude: str | None = None) -> bytes:
+    """Wrap a client frame; ``exclude`` names a member that must not receive it."""
+    return b"M" + (exclude or "").encode() + b"\n" + text.encode()
+
+
+def pack_event(event: BaseMessage) -> bytes:
+    return b"E\n" + event.model_dump_json().encode()
+
+
+class Delivery:
+    """One broadcast as received by one process, shared by the local members of its group."""
+
+    __slots__ = ("_shared", "action", "event", "exclude", "group", "position", "text")
+
+    def __init__(
+        self,
+        group: str,
+        *,
+        text: str | None = None,
+        event: dict[str, Any] | None = None,
+        exclude: str | None = None,
+    ) -> None:
+        self.group = group
+        self.text = text
+        self.event = event
+        self.action: str | None = event.get("action") if event is not None else None
+        self.exclude = exclude
+        self.position: str | None = None
+        self._shared: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """Run ``compute`` once per ``key`` for this delivery; every caller awaits that result."""
+        future = self._shared.get(key)
+        if future is None:
+            future = self._shared[key] = asyncio.ensure_future(compute())
+        # Shielded: a member cancelled while waiting must not cancel the others' result.
+        return asyncio.shield(future)
+
+
+def unpack(data: bytes, group: str) -> Delivery:
+    """Decode what ``pack_message``/``pack_event`` made; raises ``ValueError`` on anything else."""
+    head, sep, body = data.partition(b"\n")
+    if not sep or not head:
+        raise ValueError("not a taskcast delivery")
+    if head[0] == _MESSAGE:
+        return Delivery(group, text=body.decode(), exclude=head[1:].decode() or None)
+    if head[0] == _EVENT:
+        event = json.loads(body)
+        if not isinstance(event, dict) or not isinstance(event.get("action"), str):
+            raise ValueError("an event must be an object with an action")
+        return Delivery(group, event=event)
+    raise ValueError("not a taskcast delivery")

@@ -1,0 +1,30 @@
+"""Taskcast's exceptions.
+
+TaskcastError
+├── DefinitionError     a message class or consumer is declared wrongly (raised on import)
+├── PublishError        an event a consumer does not handle, or a group it does not join
+└── ConnectionRefused   raised by ``Consumer.authenticate``: close the socket with a code
+"""
+
+from __future__ import annotations
+
+
+class TaskcastError(Exception):
+    """Base of every error Taskcast raises on purpose."""
+
+
+class DefinitionError(TaskcastError, TypeError):
+    """A message class or a consumer is declared wrongly."""
+
+
+class PublishError(TaskcastError, ValueError):
+    """An event cannot be published to the consumer it names."""
+
+
+class ConnectionRefused(TaskcastError):
+    """Refuses a WebSocket connection; the socket is closed with ``code``."""
+
+    def __init__(self, code: int = 4403, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason

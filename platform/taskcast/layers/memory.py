@@ -1,0 +1,71 @@
+"""The in-memory layer: one process, no network. For unit tests of consumer logic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..delivery import unpack
+from .base import Member
+
+__all__ = ["InMemoryLayer"]
+
+log = logging.getLogger("taskcast.layers")
+
+
+class InMemoryLayer:
+    """Groups of local members; a send unpacks once and delivers to each member in turn."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, dict[str, Member]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def group_add(self, group: str, member: Member) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._groups.setdefault(group, {})[member.member_id] = member
+
+    async def group_discard(self, group: str, member: Member) -> None:
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(member.member_id, None)
+            if not members:
+                del self._groups[group]
+
+    async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+        self._fan_out(group, data)
+
+    async def flush(self) -> None:
+        self._groups.clear()
+
+    async def close(self) -> None:
+        self._groups.clear()
+
+    def members(self, group: str) -> int:
+        """How many local members the group has."""
+        return len(self._groups.get(group, ()))
+
+    def sync_sender(self) -> ThreadsafeSender:
+        """A sender for other threads of this process; delivers on the layer's event loop."""
+        return ThreadsafeSender(self)
+
+    def _fan_out(self, group: str, data: bytes) -> None:
+        members = self._groups.get(group)
+        if not members:
+            return
+        try:
+            delivery = unpack(data, group)
+        except ValueError:
+            log.warning("dropped an undecodable broadcast to group %r", group)
+            return
+        for member in tuple(members.values()):
+            member.deliver(delivery)
+
+
+class ThreadsafeSender:
+    def __init__(self, layer: InMemoryLayer) -> None:
+        self._layer = layer
+
+    def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+        loop = self._layer._loop
+        if loop is not None:  # no member has ever joined: nobody to deliver to
+            loop.call_soon_threadsafe(self._layer._fan_out, group, data)

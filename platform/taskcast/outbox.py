@@ -1,0 +1,60 @@
+"""A socket's bounded send queue, so one slow client never holds up a broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from typing import Generic, TypeVar
+
+__all__ = ["Outbox", "Overflow"]
+
+T = TypeVar("T")
+
+
+class Overflow(enum.Enum):
+    """What a full outbox does with a new item."""
+
+    DROP_OLDEST = "drop_oldest"  # keep going; count what was lost
+    CLOSE = "close"  # stop; the consumer closes the socket (1013) so the client resumes
+
+
+class Outbox(Generic[T]):
+    """A bounded FIFO with one reader. ``put`` never blocks; ``get`` returns ``None`` when the
+    outbox overflowed under ``Overflow.CLOSE``."""
+
+    def __init__(self, maxsize: int, policy: Overflow = Overflow.DROP_OLDEST) -> None:
+        if maxsize < 1:
+            raise ValueError("an outbox holds at least one item")
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._policy = policy
+        self._ready = asyncio.Event()
+        self.dropped = 0
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: T) -> None:
+        if self.overflowed:
+            return
+        if len(self._items) >= self._maxsize:
+            if self._policy is Overflow.CLOSE:
+                self.overflowed = True
+                self._ready.set()
+                return
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> T | None:
+        while not self._items:
+            if self.overflowed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            return None
+        return self._items.popleft()

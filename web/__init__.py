@@ -1,0 +1,1 @@
+"""The Taskcast web tier: the showcase's consumers, pages and HTTP endpoints."""

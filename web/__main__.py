@@ -1,0 +1,26 @@
+"""``python -m web``: serve the web tier with uvicorn, configured from the settings."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from .settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws="websockets-sansio",
+        # Frames over the limit are refused by the protocol layer (close 1009) before they are
+        # read into memory; the consumer checks the same limit under any other server.
+        ws_max_size=settings.max_frame_bytes,
+    )
+
+
+if __name__ == "__main__":
+    main()

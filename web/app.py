@@ -1,0 +1,65 @@
+"""The Starlette application: ``create_app(settings)`` builds it (uvicorn: ``--factory``)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from taskcast import LayerRegistry, Publisher
+
+from .settings import Settings
+from .showcase import ENDPOINTS
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    layers = LayerRegistry.from_configs(settings.layer_configs())
+    options = settings.consumer_options()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await layers.close()
+
+    routes: list[BaseRoute] = [
+        Route("/", index, name="index"),
+        Route("/healthz", healthz, name="healthz"),
+    ]
+    routes += [
+        WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
+        for path, consumer in ENDPOINTS.items()
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.layers = layers
+    app.state.publisher = Publisher(layers)
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def index(request: Request) -> Response:
+    rows = "\n".join(
+        f"<li><code>{html.escape(path)}</code> — {html.escape(consumer.__name__)} on the "
+        f"<code>{html.escape(consumer.layer_alias or '')}</code> layer: "
+        f"{html.escape((consumer.__doc__ or '').strip())}<br>actions: "
+        f"{html.escape(', '.join(sorted(consumer.handlers.ws)))}</li>"
+        for path, consumer in ENDPOINTS.items()
+    )
+    return HTMLResponse(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        "<title>Taskcast showcase</title></head><body><h1>Taskcast showcase</h1>"
+        f'<p>WebSocket endpoints (JSON frames: <code>{{"action", "payload", "ref"?}}</code>):'
+        f"</p><ul>\n{rows}\n</ul><p><a href=/healthz>/healthz</a></p></body></html>"
+    )

@@ -1,0 +1,137 @@
+"""The showcase's four consumers, each on its own layer."""
+
+from __future__ import annotations
+
+from taskcast import Consumer, event_handler, ws_handler
+
+from .messages import (
+    AnalyticsMessage,
+    AnalyticsNotificationMessage,
+    AnalyticsPayload,
+    ChatMessage,
+    ChatNotificationMessage,
+    ChatPayload,
+    NotificationBroadcastMessage,
+    NotificationMessage,
+    NotificationPayload,
+    ReliableChatMessage,
+    ReliableChatNotificationMessage,
+    ReliableChatPayload,
+    SystemNotify,
+    SystemPeriodicNotify,
+)
+
+
+def _chat(text: str) -> ChatNotificationMessage:
+    return ChatNotificationMessage(payload=ChatPayload(message=text))
+
+
+def _reliable(text: str) -> ReliableChatNotificationMessage:
+    return ReliableChatNotificationMessage(payload=ReliableChatPayload(message=text))
+
+
+def _notification(kind: str, text: str) -> NotificationBroadcastMessage:
+    return NotificationBroadcastMessage(payload=NotificationPayload(type=kind, message=text))
+
+
+class ChatConsumer(Consumer):
+    """Real-time chat on the pub/sub ``chat`` layer: fast, nothing kept."""
+
+    layer_alias = "chat"
+    groups = ("chat_room",)
+
+    async def on_connect(self) -> None:
+        await self.broadcast(_chat("📢 Someone joined the chat"))
+
+    async def on_disconnect(self, code: int) -> None:
+        await self.broadcast(_chat("❌ Someone left the chat."))
+
+    @ws_handler(
+        summary="Handle chat messages",
+        description="Broadcast the message to the room.",
+        broadcasts=(ChatNotificationMessage,),
+    )
+    async def handle_chat(self, message: ChatMessage) -> None:
+        await self.broadcast(_chat(f"💬 {message.payload.message}"))
+
+    @event_handler(summary="Pass a system notice on to the room")
+    async def system_notify(self, event: SystemNotify) -> ChatNotificationMessage:
+        return _chat(event.payload)
+
+
+class ReliableChatConsumer(Consumer):
+    """Chat on the reliable ``queue`` layer: messages are kept, and a reconnecting client
+    receives what it missed."""
+
+    layer_alias = "queue"
+    groups = ("reliable_chat",)
+
+    async def on_connect(self) -> None:
+        await self.broadcast(_reliable("🔒 Reliable chat connection established!"))
+
+    async def on_disconnect(self, code: int) -> None:
+        await self.broadcast(_reliable("🚪 Left reliable chat!"))
+
+    @ws_handler(
+        summary="Handle reliable chat messages",
+        description="Broadcast the message to the reliable room, with guaranteed delivery.",
+        broadcasts=(ReliableChatNotificationMessage,),
+    )
+    async def handle_reliable_chat(self, message: ReliableChatMessage) -> None:
+        await self.broadcast(_reliable(f"📨 {message.payload.message}"))
+
+    @event_handler(summary="Pass a system notice on to the reliable room")
+    async def system_notify(self, event: SystemNotify) -> ReliableChatNotificationMessage:
+        return _reliable(event.payload)
+
+
+class NotificationConsumer(Consumer):
+    """Push notifications on the pub/sub ``notifications`` layer."""
+
+    layer_alias = "notifications"
+    groups = ("notifications",)
+
+    async def on_connect(self) -> None:
+        await self.broadcast(_notification("system", "🔔 Connected to notifications!"))
+
+    @ws_handler(
+        summary="Handle notification messages",
+        description="Broadcast the notification to every client.",
+        broadcasts=(NotificationBroadcastMessage,),
+    )
+    async def handle_notification(self, message: NotificationMessage) -> None:
+        await self.broadcast(_notification("user", f"🔔 Notification: {message.payload.message}"))
+
+    @event_handler(summary="Pass a system notice on as a system notification")
+    async def system_notify(self, event: SystemNotify) -> NotificationBroadcastMessage:
+        return _notification("system", event.payload)
+
+    @event_handler(summary="Pass a periodic notice on as a periodic notification")
+    async def system_periodic_notify(
+        self, event: SystemPeriodicNotify
+    ) -> NotificationBroadcastMessage:
+        return _notification("periodic", event.payload)
+
+
+class AnalyticsConsumer(Consumer):
+    """Analytics events on the reliable ``analytics`` layer."""
+
+    layer_alias = "analytics"
+    groups = ("analytics",)
+
+    @ws_handler(
+        summary="Handle analytics events",
+        description="Broadcast the event to every analytics client, with reliable delivery.",
+        broadcasts=(AnalyticsNotificationMessage,),
+    )
+    async def handle_analytics(self, message: AnalyticsMessage) -> None:
+        payload = message.payload
+        await self.broadcast(
+            AnalyticsNotificationMessage(
+                payload=AnalyticsPayload(event=f"📊 Analytics: {payload.event}", data=payload.data)
+            )
+        )
+
+    @event_handler(summary="Pass an event from outside on to the analytics clients")
+    async def system_notify(self, event: SystemNotify) -> AnalyticsNotificationMessage:
+        return AnalyticsNotificationMessage(payload=AnalyticsPayload(event=event.payload))

@@ -1,0 +1,97 @@
+"""The showcase's message types: one pair per consumer, plus the two events sent from outside."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, JsonValue
+
+from taskcast import BaseMessage
+
+
+class ChatPayload(BaseModel):
+    message: str
+
+
+class ChatMessage(BaseMessage):
+    """A chat line from a client."""
+
+    action: Literal["chat"] = "chat"
+    payload: ChatPayload
+
+
+class ChatNotificationMessage(BaseMessage):
+    """A chat line for everyone in the room."""
+
+    action: Literal["chat_notification"] = "chat_notification"
+    payload: ChatPayload
+
+
+class ReliableChatPayload(BaseModel):
+    message: str
+
+
+class ReliableChatMessage(BaseMessage):
+    """A chat line from a client, for the reliable room."""
+
+    action: Literal["reliable_chat"] = "reliable_chat"
+    payload: ReliableChatPayload
+
+
+class ReliableChatNotificationMessage(BaseMessage):
+    """A chat line for everyone in the reliable room."""
+
+    action: Literal["reliable_chat_notification"] = "reliable_chat_notification"
+    payload: ReliableChatPayload
+
+
+class NotificationPayload(BaseModel):
+    type: str = "user"
+    message: str
+
+
+class NotificationMessage(BaseMessage):
+    """A notification a client sends to everyone."""
+
+    action: Literal["notification"] = "notification"
+    payload: NotificationPayload
+
+
+class NotificationBroadcastMessage(BaseMessage):
+    """A notification for every client: ``type`` is user, system or periodic."""
+
+    action: Literal["notification_broadcast"] = "notification_broadcast"
+    payload: NotificationPayload
+
+
+class AnalyticsPayload(BaseModel):
+    event: str
+    data: JsonValue = None
+
+
+class AnalyticsMessage(BaseMessage):
+    """An analytics event from a client."""
+
+    action: Literal["analytics"] = "analytics"
+    payload: AnalyticsPayload
+
+
+class AnalyticsNotificationMessage(BaseMessage):
+    """An analytics event for every analytics client."""
+
+    action: Literal["analytics_notification"] = "analytics_notification"
+    payload: AnalyticsPayload
+
+
+class SystemNotify(BaseMessage):
+    """An event from outside the web tier (tasks, scripts): a text to pass on."""
+
+    action: Literal["system_notify"] = "system_notify"
+    payload: str
+
+
+class SystemPeriodicNotify(BaseMessage):
+    """A periodic event from outside the web tier (beat): a text to pass on."""
+
+    action: Literal["system_periodic_notify"] = "system_periodic_notify"
+    payload: str
