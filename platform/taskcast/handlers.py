@@ -12,6 +12,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import UnionType
 from typing import Annotated, Literal, TypeVar, Union, overload
 
 from pydantic import Field, TypeAdapter
@@ -115,7 +116,7 @@ class Handler:
     func: HandlerFunc
     spec: HandlerSpec
     input_type: type[BaseMessage]
-    output_type: type[BaseMessage] | None
+    outputs: tuple[type[BaseMessage], ...]  # what it may return; () when it returns None
 
     @property
     def action(self) -> str:
@@ -182,10 +183,9 @@ def _bind(owner: type, name: str, func: HandlerFunc, spec: HandlerSpec) -> Handl
     if not (isinstance(input_type, type) and issubclass(input_type, BaseMessage)):
         raise DefinitionError(f"{where}: its argument must be annotated with a message class")
     output = hints.get("return", type(None))
-    if output is type(None):
-        output_type = None
-    elif isinstance(output, type) and issubclass(output, BaseMessage):
-        output_type = output
-    else:
-        raise DefinitionError(f"{where} must return a message class or None, not {output!r}")
-    return Handler(name, func, spec, input_type, output_type)
+    is_union = typing.get_origin(output) in (Union, UnionType)
+    members = typing.get_args(output) if is_union else (output,)
+    outputs = tuple(t for t in members if t is not type(None))
+    if not all(isinstance(t, type) and issubclass(t, BaseMessage) for t in outputs):
+        raise DefinitionError(f"{where} must return message classes or None, not {output!r}")
+    return Handler(name, func, spec, input_type, outputs)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import taskcast
+
+
+def test_the_public_names_are_pinned() -> None:
+    assert sorted(taskcast.__all__) == [
+        "BaseMessage",
+        "ChannelLayer",
+        "ConnectionRefused",
+        "Consumer",
+        "ConsumerApp",
+        "ConsumerOptions",
+        "DefinitionError",
+        "Delivery",
+        "ErrorMessage",
+        "ErrorPayload",
+        "HandlerSpec",
+        "InMemoryLayer",
+        "LayerConfig",
+        "LayerRegistry",
+        "Overflow",
+        "PingMessage",
+        "PongMessage",
+        "PublishError",
+        "Publisher",
+        "SyncGroupSender",
+        "SyncPublisher",
+        "TaskcastError",
+        "event_handler",
+        "ws_handler",
+    ]
+    for name in taskcast.__all__:
+        assert getattr(taskcast, name) is not None
+
+
+def test_the_in_memory_layer_meets_the_contract() -> None:
+    assert isinstance(taskcast.InMemoryLayer(), taskcast.ChannelLayer)
