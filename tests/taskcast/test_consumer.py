@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -49,8 +49,8 @@ class Crash(BaseMessage):
 class Room(Consumer):
     layer_alias = "main"
     groups = ("room",)
-    renders: list[str] = []
-    disconnects: list[int] = []
+    renders: ClassVar[list[str]] = []
+    disconnects: ClassVar[list[int]] = []
 
     @ws_handler
     async def say(self, message: Say) -> Said | None:

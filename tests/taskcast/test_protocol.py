@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pytest
@@ -69,13 +70,14 @@ def test_bad_frames_are_rejected_with_a_code(text: str, code: str, detail: str) 
 
 
 def test_a_long_unknown_action_is_shortened_in_the_detail() -> None:
-    error = rejected('{"action": "%s"}' % ("x" * 5000)).error.payload
+    error = rejected(json.dumps({"action": "x" * 5000})).error.payload
     assert len(error.detail) < 200
 
 
 def test_an_overlong_ref_is_refused() -> None:
     ref = "r" * (MAX_REF_LENGTH + 1)
-    assert rejected('{"action": "ping", "ref": "%s"}' % ref).error.payload.code == "invalid_message"
+    text = json.dumps({"action": "ping", "ref": ref})
+    assert rejected(text).error.payload.code == "invalid_message"
 
 
 def test_invalid_payloads_list_each_problem_without_the_input() -> None:

@@ -1,0 +1,147 @@
+"""Bad input, end to end: an error frame in the one shape, the socket stays open, and the other
+clients of the endpoint see nothing of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from starlette.applications import Starlette
+
+from taskcast.testing import LiveClient, LiveServer, connect
+
+pytestmark = pytest.mark.anyio
+
+ENDPOINTS = {
+    "/ws/chat": "chat",
+    "/ws/reliable": "reliable_chat",
+    "/ws/notifications": "notification",
+    "/ws/analytics": "analytics",
+}
+
+
+@asynccontextmanager
+async def pair(server: LiveServer, path: str) -> AsyncIterator[tuple[LiveClient, LiveClient]]:
+    """Two settled clients of one endpoint: each has had its join notices and answered a ping."""
+    async with connect(server.ws_url(path)) as a, connect(server.ws_url(path)) as b:
+        for client in (a, b):
+            await client.send({"action": "ping"}, ref="settle")
+            while (await client.receive()).get("ref") != "settle":
+                pass
+        yield a, b
+
+
+async def assert_untouched(a: LiveClient, b: LiveClient) -> None:
+    """``a`` still answers; ``b`` got nothing before its own pong (frames arrive in order)."""
+    await a.send({"action": "ping"}, ref="alive")
+    assert (await a.expect("pong"))["ref"] == "alive"
+    await b.send({"action": "ping"}, ref="quiet")
+    assert (await b.expect("pong"))["ref"] == "quiet"
+
+
+def error(frame: dict[str, object], code: str) -> dict[str, object]:
+    assert frame["action"] == "error"
+    payload = frame["payload"]
+    assert isinstance(payload, dict)
+    assert payload["code"] == code
+    assert isinstance(payload["detail"], str) and payload["detail"]
+    assert set(payload) <= {"code", "detail", "errors"}
+    return payload
+
+
+BAD_TEXT = [
+    ("{not json", "invalid_json"),
+    ("[1, 2, 3]", "invalid_message"),
+    ("null", "invalid_message"),
+    ('{"payload": {"message": "x"}}', "invalid_message"),
+    ('{"action": null}', "invalid_message"),
+    ('{"action": "dance"}', "unknown_action"),
+    ('{"action": "system_notify", "payload": "spoofed"}', "unknown_action"),
+    ('{"action": "system_periodic_notify", "payload": "spoofed"}', "unknown_action"),
+    ('{"action": "ping", "payload": {"unexpected": true}}', "invalid_payload"),
+    ("[" * 5000 + "]" * 5000, "invalid_json"),
+]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(("text", "code"), BAD_TEXT)
+async def test_bad_text_frames_get_error_frames(
+    server: LiveServer, path: str, text: str, code: str
+) -> None:
+    async with pair(server, path) as (a, b):
+        await a.send_text(text)
+        error(await a.receive(), code)
+        await assert_untouched(a, b)
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_a_binary_frame_gets_an_error_frame(server: LiveServer, path: str) -> None:
+    async with pair(server, path) as (a, b):
+        await a.send_bytes(b'{"action": "ping"}')
+        error(await a.receive(), "invalid_frame")
+        await assert_untouched(a, b)
+
+
+@pytest.mark.parametrize(("path", "action"), ENDPOINTS.items())
+async def test_an_invalid_payload_lists_its_errors_and_keeps_the_ref(
+    server: LiveServer, path: str, action: str
+) -> None:
+    async with pair(server, path) as (a, b):
+        await a.send({"action": action, "payload": {"message": 42, "event": []}}, ref="r7")
+        frame = await a.receive()
+        assert frame["ref"] == "r7"
+        payload = error(frame, "invalid_payload")
+        assert payload["errors"], payload
+        for item in payload["errors"]:
+            assert set(item) == {"loc", "msg", "type"}
+            assert item["loc"][0] == "payload"
+        await assert_untouched(a, b)
+
+
+async def test_an_event_only_action_names_what_clients_may_send(server: LiveServer) -> None:
+    async with pair(server, "/ws/notifications") as (a, b):
+        await a.send({"action": "system_periodic_notify", "payload": "x"}, ref="e")
+        frame = await a.receive()
+        payload = error(frame, "unknown_action")
+        assert "sent by the server" in payload["detail"]
+        assert "accepted: notification, ping" in payload["detail"]
+        assert frame["ref"] == "e"
+        await assert_untouched(a, b)
+
+
+async def test_a_failing_handler_gets_internal_error_and_is_logged(
+    server: LiveServer,
+    app: Starlette,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with pair(server, "/ws/chat") as (a, b):
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise ConnectionError("redis://secret-host:6379 is unreachable")
+
+        monkeypatch.setattr(app.state.layers["chat"], "group_send", broken)
+        await a.send({"action": "chat", "payload": {"message": "x"}}, ref="boom")
+        frame = await a.receive()
+        assert frame["ref"] == "boom"
+        error(frame, "internal_error")
+        assert "secret" not in str(frame) and "Traceback" not in str(frame)
+        await assert_untouched(a, b)
+        monkeypatch.undo()
+    assert "secret-host" in caplog.text
+    assert any(
+        record.exc_info and "handle_chat" in record.getMessage() for record in caplog.records
+    )
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_a_frame_over_the_limit_closes_that_socket_with_1009(
+    server: LiveServer, path: str
+) -> None:
+    async with pair(server, path) as (a, b):
+        await a.send({"action": "chat", "payload": {"message": "x" * 70_000}})
+        assert await a.wait_closed() == 1009
+        await b.send({"action": "ping"}, ref="still")
+        while (frame := await b.receive()).get("ref") != "still":
+            assert frame["action"] != "error"  # leave notices are fine; errors are not

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from web.settings import Settings
+
+
+def test_defaults_follow_the_seed() -> None:
+    layers = Settings().layer_configs()
+    assert sorted(layers) == ["analytics", "chat", "notifications", "queue"]
+    assert (layers["queue"].expiry, layers["queue"].capacity) == (900, 1000)
+    assert (layers["analytics"].expiry, layers["analytics"].capacity) == (3600, 5000)
+    assert layers["chat"].expiry is None
+    assert len({config.prefix for config in layers.values()}) == 4
+    assert {config.url for config in layers.values()} == {"redis://127.0.0.1:6379/0"}
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("REDIS_URL", "redis://example:6380/2")
+    monkeypatch.setenv("TASKCAST_QUEUE_CAPACITY", "10")
+    monkeypatch.setenv("TASKCAST_MAX_FRAME_BYTES", "1024")
+    settings = Settings()
+    assert settings.port == 9001
+    assert settings.layer_configs()["queue"].capacity == 10
+    assert settings.layer_configs()["chat"].url == "redis://example:6380/2"
+    assert settings.consumer_options().max_frame_bytes == 1024
+
+
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCAST_QUEUE_EXPIRY", "-5")
+    with pytest.raises(ValidationError):
+        Settings()
