@@ -134,6 +134,11 @@ class Consumer:
             await self.websocket.accept()
             await self.websocket.close(refusal.code, refusal.reason)
             return
+        except Exception:
+            log.exception("%s.authenticate failed", type(self).__qualname__)
+            await self.websocket.accept()
+            await self.websocket.close(1011, "internal error")
+            return
         await self.websocket.accept()
         self._pump = pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
         joined: list[str] = []

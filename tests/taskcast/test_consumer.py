@@ -183,6 +183,17 @@ async def test_authenticate_can_refuse_with_a_close_code() -> None:
         await client.expect("pong")
 
 
+class Flaky(Consumer):
+    async def authenticate(self) -> None:
+        raise RuntimeError("auth backend down")
+
+
+async def test_a_failing_authenticate_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    async with Communicator(Flaky.as_asgi(), "/") as client:
+        assert await client.wait_closed() == 1011
+    assert "auth backend down" in caplog.text
+
+
 class Broken(Room):
     async def on_connect(self) -> None:
         raise RuntimeError("boom")
