@@ -70,7 +70,7 @@ class Receiver:
             marker = text.find("bench:")
             if marker < 0:
                 continue
-            head, seq, sent = text[marker:].split('"', 1)[0].split(":")[:3]
+            _, seq, sent = text[marker:].split('"', 1)[0].split(":")[:3]
             if seq == "barrier":
                 self.barriers.add(sent)
             elif int(seq) in self.seen:
