@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/", index, name="index"),
         Route("/healthz", healthz, name="healthz"),
+        Route("/readyz", readyz, name="readyz"),
     ]
     routes += [
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
@@ -46,6 +47,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when every layer's backend answers: 200, else 503 (the process itself is alive)."""
+    layers = await request.app.state.layers.ready()
+    ready = all(layers.values())
+    return JSONResponse({"ready": ready, "layers": layers}, status_code=200 if ready else 503)
 
 
 async def index(request: Request) -> Response:

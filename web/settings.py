@@ -3,6 +3,8 @@ conventional ``PORT`` and ``REDIS_URL``). Built by the entry points and passed d
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,13 +25,21 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL")
     )
 
-    # Layers, one per alias: key prefix, and for the reliable ones expiry (s) and capacity.
-    chat_prefix: str = "taskcast:chat"
-    queue_prefix: str = "taskcast:queue"
+    # Layers, one per alias: Redis URL (default REDIS_URL), key prefix (default
+    # <key_prefix>:<alias>), and for the reliable ones expiry (s) and capacity (messages).
+    # The memory backend keeps everything in one process: for tests and demos without Redis.
+    layer_backend: Literal["redis", "memory"] = "redis"
+    key_prefix: str = "taskcast"
+    chat_url: str | None = None
+    chat_prefix: str | None = None
+    queue_url: str | None = None
+    queue_prefix: str | None = None
     queue_expiry: PositiveInt = 900
     queue_capacity: PositiveInt = 1000
-    notifications_prefix: str = "taskcast:notifications"
-    analytics_prefix: str = "taskcast:analytics"
+    notifications_url: str | None = None
+    notifications_prefix: str | None = None
+    analytics_url: str | None = None
+    analytics_prefix: str | None = None
     analytics_expiry: PositiveInt = 3600
     analytics_capacity: PositiveInt = 5000
 
@@ -38,16 +48,22 @@ class Settings(BaseSettings):
     outbox_size: PositiveInt = 1_024
 
     def layer_configs(self) -> dict[str, LayerConfig]:
-        def layer(prefix: str, expiry: int | None = None, size: int | None = None) -> LayerConfig:
-            return LayerConfig(url=self.redis_url, prefix=prefix, expiry=expiry, capacity=size)
+        memory = self.layer_backend == "memory"
+
+        def layer(alias: str, expiry: int | None = None, size: int | None = None) -> LayerConfig:
+            return LayerConfig(
+                kind="memory" if memory else "redis_reliable" if expiry else "redis_pubsub",
+                url=getattr(self, f"{alias}_url") or self.redis_url,
+                prefix=getattr(self, f"{alias}_prefix") or f"{self.key_prefix}:{alias}",
+                expiry=expiry,
+                capacity=size,
+            )
 
         return {
-            "chat": layer(self.chat_prefix),
-            "queue": layer(self.queue_prefix, self.queue_expiry, self.queue_capacity),
-            "notifications": layer(self.notifications_prefix),
-            "analytics": layer(
-                self.analytics_prefix, self.analytics_expiry, self.analytics_capacity
-            ),
+            "chat": layer("chat"),
+            "queue": layer("queue", self.queue_expiry, self.queue_capacity),
+            "notifications": layer("notifications"),
+            "analytics": layer("analytics", self.analytics_expiry, self.analytics_capacity),
         }
 
     def consumer_options(self) -> ConsumerOptions:

@@ -18,8 +18,9 @@ from typing import ClassVar
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
+from .cursor import Position, decode_cursor, encode_cursor
 from .delivery import Delivery, pack_message
-from .exceptions import ConnectionRefused, DefinitionError
+from .exceptions import ConnectionRefused, DefinitionError, LayerUnavailable
 from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
@@ -32,6 +33,9 @@ log = logging.getLogger("taskcast.consumer")
 
 INTERNAL_ERROR = ErrorMessage.of("internal_error", "The server could not handle this frame")
 BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not accepted"))
+INVALID_CURSOR = encode(
+    ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,9 @@ class ConsumerOptions:
 
     max_frame_bytes: int = 65_536
     outbox_size: int = 1_024
-    overflow: Overflow = field(default=Overflow.DROP_OLDEST)
+    # None: close (1013) a socket that falls behind on a layer that keeps messages, so that it
+    # resumes from its position; drop its oldest frames on any other.
+    overflow: Overflow | None = field(default=None)
 
 
 class Consumer:
@@ -66,7 +72,11 @@ class Consumer:
         self.layer = layer
         self.options = options
         self.member_id = uuid.uuid4().hex
-        self._outbox: Outbox[Delivery | str] = Outbox(options.outbox_size, options.overflow)
+        overflow = options.overflow or (
+            Overflow.CLOSE if layer is not None and layer.keeps_messages else Overflow.DROP_OLDEST
+        )
+        self._outbox: Outbox[Delivery | str] = Outbox(options.outbox_size, overflow)
+        self._positions: dict[str, Position] = {}
         self._pump: asyncio.Task[None] | None = None
 
     @classmethod
@@ -144,12 +154,17 @@ class Consumer:
         joined: list[str] = []
         code = 1006
         try:
+            since = self._resume_positions()
             for group in self.groups:
                 assert self.layer is not None  # checked when the class was defined
-                await self.layer.group_add(group, self)
+                await self.layer.group_add(group, self, since=since.get(group))
                 joined.append(group)
             await self.on_connect()
             code = await self._receive_loop()
+        except LayerUnavailable as exc:
+            log.warning("%s: %s; closing with 1013", type(self).__qualname__, exc)
+            code = 1013
+            await self._close(1013, "try again later")
         except Exception:
             log.exception("%s failed; closing the socket", type(self).__qualname__)
             code = 1011
@@ -164,6 +179,18 @@ class Consumer:
                 await self.on_disconnect(code)
             except Exception:
                 log.exception("%s.on_disconnect failed", type(self).__qualname__)
+
+    def _resume_positions(self) -> dict[str, Position]:
+        raw = self.websocket.query_params.get("cursor")
+        if raw is None:
+            return {}
+        try:
+            positions = decode_cursor(raw)
+        except ValueError:
+            self._outbox.put(INVALID_CURSOR)
+            return {}
+        self._positions = {g: p for g, p in positions.items() if g in self.groups}
+        return dict(self._positions)
 
     async def _receive_loop(self) -> int:
         limit = self.options.max_frame_bytes
@@ -215,15 +242,35 @@ class Consumer:
         await self._close(1013, "too slow: resume from your last position")
 
     async def _render(self, delivery: Delivery) -> str | None:
+        text: str | None
         if delivery.text is not None:
-            return delivery.text
-        handler = self.handlers.events[delivery.action or ""]
-        if handler.spec.per_connection:
-            return await self._run_event_handler(handler, delivery)
-        result: str | None = await delivery.shared(
-            handler, lambda: self._run_event_handler(handler, delivery)
-        )
-        return result
+            text = delivery.text
+        elif delivery.gap is not None:
+            text = delivery.cache.get("gap") or delivery.cache.setdefault(
+                "gap", encode(delivery.gap)
+            )
+        else:
+            handler = self.handlers.events[delivery.action or ""]
+            if handler.spec.per_connection:
+                text = await self._run_event_handler(handler, delivery)
+            else:
+                text = await delivery.shared(
+                    handler, lambda: self._run_event_handler(handler, delivery)
+                )
+        if text is None or delivery.position is None:
+            return text
+        return self._with_cursor(delivery, delivery.position, text)
+
+    def _with_cursor(self, delivery: Delivery, position: Position, text: str) -> str:
+        """``text`` with this socket's cursor after ``position``. A socket in one reliable group
+        shares the framed text with every other member of that group."""
+        self._positions[delivery.group] = position
+        if len(self._positions) > 1:
+            return _framed(text, encode_cursor(self._positions))
+        framed = delivery.cache.get(text)
+        if framed is None:
+            framed = delivery.cache[text] = _framed(text, encode_cursor(self._positions))
+        return framed
 
     async def _run_event_handler(self, handler: Handler, delivery: Delivery) -> str | None:
         try:
@@ -248,6 +295,10 @@ class Consumer:
                 await self.websocket.close(code, reason)
             except Exception:  # already closing from the other side
                 log.debug("close(%s) on a closing socket", code)
+
+
+def _framed(text: str, cursor: str) -> str:
+    return f'{text[:-1]},"cursor":"{cursor}"}}'
 
 
 def _utf8_size(text: str, limit: int) -> int:

@@ -13,7 +13,8 @@ import json
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from .messages import BaseMessage
+from .cursor import Position
+from .messages import BaseMessage, GapMessage
 
 __all__ = ["Delivery", "pack_event", "pack_message", "unpack"]
 
@@ -31,9 +32,22 @@ def pack_event(event: BaseMessage) -> bytes:
 
 
 class Delivery:
-    """One broadcast as received by one process, shared by the local members of its group."""
+    """One broadcast as received by one process, shared by the local members of its group.
 
-    __slots__ = ("_shared", "action", "event", "exclude", "group", "position", "text")
+    Exactly one of ``text`` (a frame for clients), ``event`` (for event handlers) and ``gap``
+    (a loss notice from a reliable layer) is set. ``position`` is set by reliable layers."""
+
+    __slots__ = (
+        "_shared",
+        "action",
+        "cache",
+        "event",
+        "exclude",
+        "gap",
+        "group",
+        "position",
+        "text",
+    )
 
     def __init__(
         self,
@@ -41,14 +55,18 @@ class Delivery:
         *,
         text: str | None = None,
         event: dict[str, Any] | None = None,
+        gap: GapMessage | None = None,
         exclude: str | None = None,
+        position: Position | None = None,
     ) -> None:
         self.group = group
         self.text = text
         self.event = event
+        self.gap = gap
         self.action: str | None = event.get("action") if event is not None else None
         self.exclude = exclude
-        self.position: str | None = None
+        self.position = position
+        self.cache: dict[Hashable, str] = {}
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
 
     def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
@@ -60,16 +78,17 @@ class Delivery:
         return asyncio.shield(future)
 
 
-def unpack(data: bytes, group: str) -> Delivery:
+def unpack(data: bytes, group: str, position: Position | None = None) -> Delivery:
     """Decode what ``pack_message``/``pack_event`` made; raises ``ValueError`` on anything else."""
     head, sep, body = data.partition(b"\n")
     if not sep or not head:
         raise ValueError("not a taskcast delivery")
     if head[0] == _MESSAGE:
-        return Delivery(group, text=body.decode(), exclude=head[1:].decode() or None)
+        exclude = head[1:].decode() or None
+        return Delivery(group, text=body.decode(), exclude=exclude, position=position)
     if head[0] == _EVENT:
         event = json.loads(body)
         if not isinstance(event, dict) or not isinstance(event.get("action"), str):
             raise ValueError("an event must be an object with an action")
-        return Delivery(group, event=event)
+        return Delivery(group, event=event, position=position)
     raise ValueError("not a taskcast delivery")

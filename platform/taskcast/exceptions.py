@@ -3,6 +3,7 @@
 TaskcastError
 ├── DefinitionError     a message class or consumer is declared wrongly (raised on import)
 ├── PublishError        an event a consumer does not handle, or a group it does not join
+├── LayerUnavailable    a layer's backend cannot be reached now (the socket is closed 1013)
 └── ConnectionRefused   raised by ``Consumer.authenticate``: close the socket with a code
 """
 
@@ -19,6 +20,10 @@ class DefinitionError(TaskcastError, TypeError):
 
 class PublishError(TaskcastError, ValueError):
     """An event cannot be published to the consumer it names."""
+
+
+class LayerUnavailable(TaskcastError):
+    """A layer's backend cannot be reached now; try again later."""
 
 
 class ConnectionRefused(TaskcastError):

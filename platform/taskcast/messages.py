@@ -18,6 +18,8 @@ __all__ = [
     "ErrorItem",
     "ErrorMessage",
     "ErrorPayload",
+    "GapMessage",
+    "GapPayload",
     "PingMessage",
     "PongMessage",
 ]
@@ -102,3 +104,28 @@ class ErrorMessage(BaseMessage):
         cls, code: ErrorCode, detail: str, errors: list[ErrorItem] | None = None
     ) -> ErrorMessage:
         return cls(payload=ErrorPayload(code=code, detail=detail, errors=errors))
+
+
+class GapPayload(BaseModel):
+    group: str
+    reason: Literal["trimmed", "reset"]
+    detail: str
+
+
+class GapMessage(BaseMessage):
+    """Sent on a reliable layer before the first message after a loss: ``trimmed`` when messages
+    after the client's position expired or passed the capacity, ``reset`` when the group's stream
+    was lost with its data (Redis restarted without persistence, or the group stayed idle past its
+    expiry). The frames after it continue from what is retained."""
+
+    action: Literal["gap"] = "gap"
+    payload: GapPayload
+
+    @classmethod
+    def of(cls, group: str, reason: Literal["trimmed", "reset"]) -> GapMessage:
+        detail = (
+            "messages after your position are no longer retained"
+            if reason == "trimmed"
+            else "the group's message history was reset; earlier messages are lost"
+        )
+        return cls(payload=GapPayload(group=group, reason=reason, detail=detail))

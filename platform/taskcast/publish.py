@@ -20,6 +20,7 @@ from .consumer import Consumer
 from .delivery import pack_event
 from .exceptions import PublishError
 from .layers.base import ChannelLayer, SyncGroupSender
+from .layers.registry import LayerConfig, build_sync_sender
 from .messages import BaseMessage
 
 __all__ = ["Publisher", "SyncPublisher", "prepare"]
@@ -76,6 +77,11 @@ class SyncPublisher:
 
     def __init__(self, senders: Mapping[str, SyncGroupSender]) -> None:
         self._senders = senders
+
+    @classmethod
+    def from_configs(cls, configs: Mapping[str, LayerConfig]) -> SyncPublisher:
+        """A publisher with a sync sender per configured Redis layer (a worker's, say)."""
+        return cls({alias: build_sync_sender(config) for alias, config in configs.items()})
 
     def publish(
         self,

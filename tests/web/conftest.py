@@ -6,15 +6,19 @@ import pytest
 from starlette.applications import Starlette
 
 from taskcast import SyncPublisher
-from taskcast.layers import InMemoryLayer
 from taskcast.testing import LiveServer
 from web.app import create_app
 from web.settings import Settings
 
 
 @pytest.fixture
-def app() -> Starlette:
-    return create_app(Settings())
+def settings(redis_url: str, key_prefix: str) -> Settings:
+    return Settings(redis_url=redis_url, key_prefix=key_prefix)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
 
 
 @pytest.fixture
@@ -24,12 +28,6 @@ def server(app: Starlette) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def publisher(app: Starlette) -> SyncPublisher:
-    """Publishes into the live server's layers from the test's thread, as outside code would."""
-    layers = app.state.layers
-    senders = {}
-    for alias in layers:
-        layer = layers[alias]
-        assert isinstance(layer, InMemoryLayer)
-        senders[alias] = layer.sync_sender()
-    return SyncPublisher(senders)
+def publisher(settings: Settings) -> SyncPublisher:
+    """Publishes into the layers from the test's thread through Redis, as a worker would."""
+    return SyncPublisher.from_configs(settings.layer_configs())

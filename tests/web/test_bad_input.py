@@ -21,23 +21,43 @@ ENDPOINTS = {
 }
 
 
+MARKERS = {
+    "/ws/chat": lambda mark: {"action": "chat", "payload": {"message": mark}},
+    "/ws/reliable": lambda mark: {"action": "reliable_chat", "payload": {"message": mark}},
+    "/ws/notifications": lambda mark: {"action": "notification", "payload": {"message": mark}},
+    "/ws/analytics": lambda mark: {"action": "analytics", "payload": {"event": mark}},
+}
+
+
+async def broadcast_marker(sender: LiveClient, path: str, mark: str) -> None:
+    await sender.send(MARKERS[path](mark))
+
+
 @asynccontextmanager
 async def pair(server: LiveServer, path: str) -> AsyncIterator[tuple[LiveClient, LiveClient]]:
-    """Two settled clients of one endpoint: each has had its join notices and answered a ping."""
+    """Two settled clients of one endpoint. Each broadcasts a marker, which its consumer handles
+    only after its join notice went out; a layer delivers a group's broadcasts in order, so once
+    both have both markers, every join notice is behind them."""
     async with connect(server.ws_url(path)) as a, connect(server.ws_url(path)) as b:
+        await broadcast_marker(a, path, "settled-a")
+        await broadcast_marker(b, path, "settled-b")
         for client in (a, b):
-            await client.send({"action": "ping"}, ref="settle")
-            while (await client.receive()).get("ref") != "settle":
-                pass
+            seen: set[str] = set()
+            while len(seen) < 2:
+                text = str(await client.receive())
+                seen.update(mark for mark in ("settled-a", "settled-b") if mark in text)
         yield a, b
 
 
-async def assert_untouched(a: LiveClient, b: LiveClient) -> None:
-    """``a`` still answers; ``b`` got nothing before its own pong (frames arrive in order)."""
+async def assert_untouched(a: LiveClient, b: LiveClient, path: str) -> None:
+    """``a`` still answers and broadcasts; ``b``'s next frame is that broadcast: nothing caused
+    by ``a``'s bad frame reached it (it would have been broadcast first)."""
     await a.send({"action": "ping"}, ref="alive")
     assert (await a.expect("pong"))["ref"] == "alive"
-    await b.send({"action": "ping"}, ref="quiet")
-    assert (await b.expect("pong"))["ref"] == "quiet"
+    await broadcast_marker(a, path, "still-here")
+    for client in (a, b):
+        frame = await client.receive()
+        assert frame["action"] != "error" and "still-here" in str(frame), frame
 
 
 def error(frame: dict[str, object], code: str) -> dict[str, object]:
@@ -72,7 +92,7 @@ async def test_bad_text_frames_get_error_frames(
     async with pair(server, path) as (a, b):
         await a.send_text(text)
         error(await a.receive(), code)
-        await assert_untouched(a, b)
+        await assert_untouched(a, b, path)
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -80,7 +100,7 @@ async def test_a_binary_frame_gets_an_error_frame(server: LiveServer, path: str)
     async with pair(server, path) as (a, b):
         await a.send_bytes(b'{"action": "ping"}')
         error(await a.receive(), "invalid_frame")
-        await assert_untouched(a, b)
+        await assert_untouched(a, b, path)
 
 
 @pytest.mark.parametrize(("path", "action"), ENDPOINTS.items())
@@ -96,18 +116,19 @@ async def test_an_invalid_payload_lists_its_errors_and_keeps_the_ref(
         for item in payload["errors"]:
             assert set(item) == {"loc", "msg", "type"}
             assert item["loc"][0] == "payload"
-        await assert_untouched(a, b)
+        await assert_untouched(a, b, path)
 
 
 async def test_an_event_only_action_names_what_clients_may_send(server: LiveServer) -> None:
-    async with pair(server, "/ws/notifications") as (a, b):
+    path = "/ws/notifications"
+    async with pair(server, path) as (a, b):
         await a.send({"action": "system_periodic_notify", "payload": "x"}, ref="e")
         frame = await a.receive()
         payload = error(frame, "unknown_action")
         assert "sent by the server" in payload["detail"]
         assert "accepted: notification, ping" in payload["detail"]
         assert frame["ref"] == "e"
-        await assert_untouched(a, b)
+        await assert_untouched(a, b, path)
 
 
 async def test_a_failing_handler_gets_internal_error_and_is_logged(
@@ -116,7 +137,8 @@ async def test_a_failing_handler_gets_internal_error_and_is_logged(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async with pair(server, "/ws/chat") as (a, b):
+    path = "/ws/chat"
+    async with pair(server, path) as (a, b):
 
         async def broken(*args: object, **kwargs: object) -> None:
             raise ConnectionError("redis://secret-host:6379 is unreachable")
@@ -127,8 +149,8 @@ async def test_a_failing_handler_gets_internal_error_and_is_logged(
         assert frame["ref"] == "boom"
         error(frame, "internal_error")
         assert "secret" not in str(frame) and "Traceback" not in str(frame)
-        await assert_untouched(a, b)
         monkeypatch.undo()
+        await assert_untouched(a, b, path)
     assert "secret-host" in caplog.text
     assert any(
         record.exc_info and "handle_chat" in record.getMessage() for record in caplog.records

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskcast import SyncPublisher
-from taskcast.testing import LiveServer, connect
+from taskcast.testing import LiveClient, LiveServer, connect
 from web.showcase import (
     AnalyticsConsumer,
     ChatConsumer,
@@ -15,6 +15,13 @@ from web.showcase import (
 from web.showcase.messages import ChatMessage, ChatPayload, SystemNotify, SystemPeriodicNotify
 
 pytestmark = pytest.mark.anyio
+
+
+async def kept(client: LiveClient) -> dict[str, object]:
+    """The next frame from a reliable layer, without its cursor (which it must carry)."""
+    frame = await client.receive()
+    assert isinstance(frame.pop("cursor"), str)
+    return frame
 
 
 def chat(text: str) -> dict[str, object]:
@@ -66,23 +73,23 @@ async def test_chat_room(server: LiveServer, publisher: SyncPublisher) -> None:
 async def test_reliable_chat(server: LiveServer, publisher: SyncPublisher) -> None:
     url = server.ws_url("/ws/reliable")
     async with connect(url) as a:
-        assert await a.receive() == reliable("🔒 Reliable chat connection established!")
+        assert await kept(a) == reliable("🔒 Reliable chat connection established!")
         async with connect(url) as b:
-            assert await a.receive() == reliable("🔒 Reliable chat connection established!")
-            assert await b.receive() == reliable("🔒 Reliable chat connection established!")
+            assert await kept(a) == reliable("🔒 Reliable chat connection established!")
+            assert await kept(b) == reliable("🔒 Reliable chat connection established!")
             await b.send({"action": "reliable_chat", "payload": {"message": "kept"}})
-            assert await a.receive() == reliable("📨 kept")
-            assert await b.receive() == reliable("📨 kept")
+            assert await kept(a) == reliable("📨 kept")
+            assert await kept(b) == reliable("📨 kept")
             # DESIGN.md's one fix: the reliable room answers system_notify in its own message type.
             publisher.publish(
                 ReliableChatConsumer,
                 SystemNotify(payload="🔒 Important: System maintenance scheduled for tonight"),
             )
             for client in (a, b):
-                assert await client.receive() == reliable(
+                assert await kept(client) == reliable(
                     "🔒 Important: System maintenance scheduled for tonight"
                 )
-        assert await a.receive() == reliable("🚪 Left reliable chat!")
+        assert await kept(a) == reliable("🚪 Left reliable chat!")
 
 
 async def test_notifications(server: LiveServer, publisher: SyncPublisher) -> None:
@@ -121,13 +128,13 @@ async def test_analytics(server: LiveServer, publisher: SyncPublisher) -> None:
         )
         await a.send({"action": "analytics", "payload": {"event": "click"}})
         for client in (a, b):
-            assert await client.receive() == analytics("📊 Analytics: page_view", {"page": "/"})
-            assert await client.receive() == analytics("📊 Analytics: click")
+            assert await kept(client) == analytics("📊 Analytics: page_view", {"page": "/"})
+            assert await kept(client) == analytics("📊 Analytics: click")
         for event in ["user_login:john_doe", "page_view:/dashboard", "error:api_timeout"]:
             publisher.publish(AnalyticsConsumer, SystemNotify(payload=event))
         for client in (a, b):
             for event in ["user_login:john_doe", "page_view:/dashboard", "error:api_timeout"]:
-                assert await client.receive() == analytics(event)
+                assert await kept(client) == analytics(event)
 
 
 async def test_endpoints_do_not_hear_each_other(server: LiveServer) -> None:

@@ -1,10 +1,13 @@
-"""Channel layers: the contract, the in-memory layer, and the registry of layers by alias."""
+"""Channel layers: the contract, the in-memory and Redis layers, and the registry by alias."""
 
 from __future__ import annotations
 
 from .base import ChannelLayer, Member, SyncGroupSender
 from .memory import InMemoryLayer
-from .registry import LayerConfig, LayerRegistry, build_layer
+from .redis_pubsub import RedisPubSubLayer
+from .redis_reliable import RedisReliableLayer
+from .redis_sync import RedisPubSubSender, RedisReliableSender
+from .registry import LayerConfig, LayerRegistry, build_layer, build_sync_sender
 
 __all__ = [
     "ChannelLayer",
@@ -12,6 +15,11 @@ __all__ = [
     "LayerConfig",
     "LayerRegistry",
     "Member",
+    "RedisPubSubLayer",
+    "RedisPubSubSender",
+    "RedisReliableLayer",
+    "RedisReliableSender",
     "SyncGroupSender",
     "build_layer",
+    "build_sync_sender",
 ]

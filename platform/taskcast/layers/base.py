@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from ..cursor import Position
 from ..delivery import Delivery
 
 __all__ = ["ChannelLayer", "Member", "SyncGroupSender"]
@@ -26,7 +27,12 @@ class Member(Protocol):
 
 @runtime_checkable
 class ChannelLayer(Protocol):
-    async def group_add(self, group: str, member: Member) -> None: ...
+    keeps_messages: bool  # whether members can resume from a position (``since``)
+
+    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
+        """Add ``member`` to ``group``; returns once broadcasts sent after it reach the member.
+        ``since``, on layers that keep messages, first delivers what came after that position
+        (or a gap notice). Raises ``LayerUnavailable`` when that cannot be done now."""
 
     async def group_discard(self, group: str, member: Member) -> None: ...
 
@@ -36,6 +42,9 @@ class ChannelLayer(Protocol):
 
     async def flush(self) -> None:
         """Forget every group and member (tests)."""
+
+    async def ready(self) -> bool:
+        """Whether the layer can deliver now (its backend answers)."""
 
     async def close(self) -> None: ...
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..cursor import Position
 from ..delivery import unpack
 from .base import Member
+from .local import LocalGroups
 
 __all__ = ["InMemoryLayer"]
 
@@ -14,22 +16,21 @@ log = logging.getLogger("taskcast.layers")
 
 
 class InMemoryLayer:
-    """Groups of local members; a send unpacks once and delivers to each member in turn."""
+    """Groups of local members; a send unpacks once and delivers to each member in turn.
+    Nothing is kept: ``since`` is ignored."""
+
+    keeps_messages = False
 
     def __init__(self) -> None:
-        self._groups: dict[str, dict[str, Member]] = {}
+        self._groups = LocalGroups()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def group_add(self, group: str, member: Member) -> None:
+    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        self._groups.setdefault(group, {})[member.member_id] = member
+        self._groups.add(group, member)
 
     async def group_discard(self, group: str, member: Member) -> None:
-        members = self._groups.get(group)
-        if members is not None:
-            members.pop(member.member_id, None)
-            if not members:
-                del self._groups[group]
+        self._groups.discard(group, member)
 
     async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
         self._fan_out(group, data)
@@ -37,28 +38,29 @@ class InMemoryLayer:
     async def flush(self) -> None:
         self._groups.clear()
 
+    async def ready(self) -> bool:
+        return True
+
     async def close(self) -> None:
         self._groups.clear()
 
     def members(self, group: str) -> int:
         """How many local members the group has."""
-        return len(self._groups.get(group, ()))
+        return self._groups.count(group)
 
     def sync_sender(self) -> ThreadsafeSender:
         """A sender for other threads of this process; delivers on the layer's event loop."""
         return ThreadsafeSender(self)
 
     def _fan_out(self, group: str, data: bytes) -> None:
-        members = self._groups.get(group)
-        if not members:
+        if group not in self._groups:
             return
         try:
             delivery = unpack(data, group)
         except ValueError:
             log.warning("dropped an undecodable broadcast to group %r", group)
             return
-        for member in tuple(members.values()):
-            member.deliver(delivery)
+        self._groups.deliver(group, delivery)
 
 
 class ThreadsafeSender:

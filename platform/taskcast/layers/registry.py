@@ -5,31 +5,64 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
 
-from .base import ChannelLayer
+from .base import ChannelLayer, SyncGroupSender
 from .memory import InMemoryLayer
+from .redis_pubsub import RedisPubSubLayer
+from .redis_reliable import RedisReliableLayer
+from .redis_sync import RedisPubSubSender, RedisReliableSender
 
-__all__ = ["LayerConfig", "LayerRegistry"]
+__all__ = ["LayerConfig", "LayerRegistry", "build_layer", "build_sync_sender"]
+
+LayerKind = Literal["memory", "redis_pubsub", "redis_reliable"]
 
 
 class LayerConfig(BaseModel):
-    """How to build one layer. ``expiry`` (seconds) and ``capacity`` (messages per group) apply
-    to layers that keep messages."""
+    """How to build one layer. ``expiry`` (seconds a message is kept) and ``capacity`` (messages
+    kept per group) are required by, and only used by, ``redis_reliable``."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["memory"] = "memory"
+    kind: LayerKind = "memory"
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "taskcast"
     expiry: PositiveInt | None = None
     capacity: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _reliable_needs_limits(self) -> LayerConfig:
+        if self.kind == "redis_reliable" and (self.expiry is None or self.capacity is None):
+            raise ValueError("a redis_reliable layer needs expiry and capacity")
+        return self
 
 
 def build_layer(config: LayerConfig) -> ChannelLayer:
     match config.kind:
         case "memory":
             return InMemoryLayer()
+        case "redis_pubsub":
+            return RedisPubSubLayer(config.url, config.prefix)
+        case "redis_reliable":
+            assert config.expiry is not None and config.capacity is not None
+            return RedisReliableLayer(
+                config.url, config.prefix, expiry=config.expiry, capacity=config.capacity
+            )
+
+
+def build_sync_sender(config: LayerConfig) -> SyncGroupSender:
+    """The sync side of a Redis layer (there is none for the in-memory layer: it lives in one
+    process; use ``InMemoryLayer.sync_sender()`` from a thread of that process)."""
+    match config.kind:
+        case "memory":
+            raise ValueError("the in-memory layer has no sync sender for other processes")
+        case "redis_pubsub":
+            return RedisPubSubSender(config.url, config.prefix)
+        case "redis_reliable":
+            assert config.expiry is not None and config.capacity is not None
+            return RedisReliableSender(
+                config.url, config.prefix, expiry=config.expiry, capacity=config.capacity
+            )
 
 
 class LayerRegistry(Mapping[str, ChannelLayer]):
@@ -54,6 +87,10 @@ class LayerRegistry(Mapping[str, ChannelLayer]):
 
     def __len__(self) -> int:
         return len(self._layers)
+
+    async def ready(self) -> dict[str, bool]:
+        """Each layer's readiness, by alias."""
+        return {alias: await layer.ready() for alias, layer in self._layers.items()}
 
     async def close(self) -> None:
         for layer in self._layers.values():

@@ -1,0 +1,53 @@
+"""Resume positions on reliable layers, and the opaque cursor string clients hold.
+
+A position is ``(epoch, id)`` in one group's stream: the epoch names the stream's life (a stream
+lost with its data starts a new one), the id is a Redis stream entry id. A connection's cursor
+holds its position in every reliable group it belongs to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from typing import NamedTuple
+
+__all__ = ["Position", "decode_cursor", "encode_cursor"]
+
+_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_FIELD, _RECORD = "\x1f", "\x1e"
+MAX_CURSOR_LENGTH = 4096
+
+
+class Position(NamedTuple):
+    epoch: str
+    id: str
+
+
+def encode_cursor(positions: Mapping[str, Position]) -> str:
+    raw = _RECORD.join(f"{group}{_FIELD}{p.epoch}{_FIELD}{p.id}" for group, p in positions.items())
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Position]:
+    """The positions in ``cursor``; ``ValueError`` when it is not one this module made."""
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH:
+        raise ValueError("cursor is empty or too long")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("cursor is not valid") from None
+    positions: dict[str, Position] = {}
+    for record in raw.split(_RECORD):
+        fields = record.split(_FIELD)
+        if len(fields) != 3 or not fields[0] or not fields[1] or not _ID.fullmatch(fields[2]):
+            raise ValueError("cursor is not valid")
+        positions[fields[0]] = Position(fields[1], fields[2])
+    return positions
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,79 @@
+"""What the Redis layers share: clients, key names, the append script, reconnect backoff."""
+
+from __future__ import annotations
+
+import random
+
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+__all__ = ["APPEND_SCRIPT", "REDIS_ERRORS", "Backoff", "Keys", "async_client"]
+
+# What a lost or refused Redis connection raises, across redis-py and the socket layer.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def async_client(url: str, *, retries: int = 1) -> Redis:
+    # One quick retry on a fresh connection covers pooled connections that died with a restart;
+    # anything longer is the layer's own backoff, so that no call hangs for long.
+    return Redis.from_url(
+        url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=2, socket_keepalive=True
+    )
+
+
+class Keys:
+    """The Redis names of one layer's groups, under its prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def channel(self, group: str) -> bytes:
+        return f"{self.prefix}:{group}".encode()
+
+    def stream(self, group: str) -> str:
+        return f"{self.prefix}:stream:{group}"
+
+    def epoch(self, group: str) -> str:
+        return f"{self.prefix}:epoch:{group}"
+
+    def dedupe(self, group: str, key: str) -> str:
+        return f"{self.prefix}:sent:{group}:{key}"
+
+
+class Backoff:
+    """Exponential reconnect delays with jitter, reset after a success."""
+
+    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
+        self.first, self.cap, self._next = first, cap, first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self.cap, self._next * 2)
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+# One round trip per broadcast: skip a repeated idempotency key, append with the stream's epoch,
+# trim to capacity and age, and let idle groups expire. KEYS: stream, epoch, dedupe key or "".
+# ARGV: data, capacity, expiry seconds. Returns the entry id, or false for a repeated key.
+APPEND_SCRIPT = """
+local stream, epoch_key, dedupe = KEYS[1], KEYS[2], KEYS[3]
+local data, capacity, expiry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if dedupe ~= "" and not redis.call("SET", dedupe, "1", "NX", "EX", expiry) then
+  return false
+end
+local now = redis.call("TIME")
+local epoch = redis.call("GET", epoch_key)
+if not epoch or redis.call("EXISTS", stream) == 0 then
+  epoch = now[1] .. "." .. now[2]
+end
+local id = redis.call("XADD", stream, "MAXLEN", capacity, "*", "d", data, "e", epoch)
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - expiry * 1000
+redis.call("XTRIM", stream, "MINID", string.format("%.0f", oldest))
+redis.call("SET", epoch_key, epoch, "EX", expiry)
+redis.call("EXPIRE", stream, expiry)
+return id
+"""
