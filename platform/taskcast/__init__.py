@@ -6,11 +6,34 @@ The public API is what ``__all__`` names; the modules behind it are free to chan
 from __future__ import annotations
 
 from .consumer import Consumer, ConsumerApp, ConsumerOptions
+from .cursor import Position
 from .delivery import Delivery
-from .exceptions import ConnectionRefused, DefinitionError, PublishError, TaskcastError
+from .exceptions import (
+    ConnectionRefused,
+    DefinitionError,
+    LayerUnavailable,
+    PublishError,
+    TaskcastError,
+)
 from .handlers import HandlerSpec, event_handler, ws_handler
-from .layers import ChannelLayer, InMemoryLayer, LayerConfig, LayerRegistry, SyncGroupSender
-from .messages import BaseMessage, ErrorMessage, ErrorPayload, PingMessage, PongMessage
+from .layers import (
+    ChannelLayer,
+    InMemoryLayer,
+    LayerConfig,
+    LayerRegistry,
+    RedisPubSubLayer,
+    RedisReliableLayer,
+    SyncGroupSender,
+)
+from .messages import (
+    BaseMessage,
+    ErrorMessage,
+    ErrorPayload,
+    GapMessage,
+    GapPayload,
+    PingMessage,
+    PongMessage,
+)
 from .outbox import Overflow
 from .publish import Publisher, SyncPublisher
 
@@ -25,15 +48,21 @@ __all__ = [
     "Delivery",
     "ErrorMessage",
     "ErrorPayload",
+    "GapMessage",
+    "GapPayload",
     "HandlerSpec",
     "InMemoryLayer",
     "LayerConfig",
     "LayerRegistry",
+    "LayerUnavailable",
     "Overflow",
     "PingMessage",
     "PongMessage",
+    "Position",
     "PublishError",
     "Publisher",
+    "RedisPubSubLayer",
+    "RedisReliableLayer",
     "SyncGroupSender",
     "SyncPublisher",
     "TaskcastError",

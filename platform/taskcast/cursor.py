@@ -1,8 +1,9 @@
 """Resume positions on reliable layers, and the opaque cursor string clients hold.
 
-A position is ``(epoch, id)`` in one group's stream: the epoch names the stream's life (a stream
-lost with its data starts a new one), the id is a Redis stream entry id. A connection's cursor
-holds its position in every reliable group it belongs to.
+A position is ``(epoch, id, seq)`` in one group's stream: the epoch names the stream's life (a
+stream lost with its data starts a new one), the id is the Redis stream entry id, and seq counts
+the group's messages (1, 2, …), so that a missing one shows. A connection's cursor holds its
+position in every reliable group it belongs to.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple
 __all__ = ["Position", "decode_cursor", "encode_cursor"]
 
 _ID = re.compile(r"\d{1,20}-\d{1,20}")
+_SEQ = re.compile(r"\d{1,20}")
 _FIELD, _RECORD = "\x1f", "\x1e"
 MAX_CURSOR_LENGTH = 4096
 
@@ -23,10 +25,13 @@ MAX_CURSOR_LENGTH = 4096
 class Position(NamedTuple):
     epoch: str
     id: str
+    seq: int
 
 
 def encode_cursor(positions: Mapping[str, Position]) -> str:
-    raw = _RECORD.join(f"{group}{_FIELD}{p.epoch}{_FIELD}{p.id}" for group, p in positions.items())
+    raw = _RECORD.join(
+        _FIELD.join((group, p.epoch, p.id, str(p.seq))) for group, p in positions.items()
+    )
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 
 
@@ -41,9 +46,15 @@ def decode_cursor(cursor: str) -> dict[str, Position]:
     positions: dict[str, Position] = {}
     for record in raw.split(_RECORD):
         fields = record.split(_FIELD)
-        if len(fields) != 3 or not fields[0] or not fields[1] or not _ID.fullmatch(fields[2]):
+        if (
+            len(fields) != 4
+            or not fields[0]
+            or not fields[1]
+            or not _ID.fullmatch(fields[2])
+            or not _SEQ.fullmatch(fields[3])
+        ):
             raise ValueError("cursor is not valid")
-        positions[fields[0]] = Position(fields[1], fields[2])
+        positions[fields[0]] = Position(fields[1], fields[2], int(fields[3]))
     return positions
 
 

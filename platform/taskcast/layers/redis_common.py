@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 __all__ = ["APPEND_SCRIPT", "REDIS_ERRORS", "Backoff", "Keys", "async_client"]
 
@@ -35,8 +35,8 @@ class Keys:
     def stream(self, group: str) -> str:
         return f"{self.prefix}:stream:{group}"
 
-    def epoch(self, group: str) -> str:
-        return f"{self.prefix}:epoch:{group}"
+    def meta(self, group: str) -> str:
+        return f"{self.prefix}:meta:{group}"
 
     def dedupe(self, group: str, key: str) -> str:
         return f"{self.prefix}:sent:{group}:{key}"
@@ -56,24 +56,28 @@ class Backoff:
         self._next = self.first
 
 
-# One round trip per broadcast: skip a repeated idempotency key, append with the stream's epoch,
-# trim to capacity and age, and let idle groups expire. KEYS: stream, epoch, dedupe key or "".
-# ARGV: data, capacity, expiry seconds. Returns the entry id, or false for a repeated key.
+# One round trip per broadcast: skip a repeated idempotency key, number the message, append it
+# with the stream's epoch and number, trim to capacity and age, and let idle groups expire.
+# KEYS: stream, meta (a hash: epoch, seq), dedupe key or "". ARGV: data, capacity, expiry seconds.
+# Returns the entry id, or false for a repeated key.
 APPEND_SCRIPT = """
-local stream, epoch_key, dedupe = KEYS[1], KEYS[2], KEYS[3]
+local stream, meta, dedupe = KEYS[1], KEYS[2], KEYS[3]
 local data, capacity, expiry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if dedupe ~= "" and not redis.call("SET", dedupe, "1", "NX", "EX", expiry) then
   return false
 end
 local now = redis.call("TIME")
-local epoch = redis.call("GET", epoch_key)
+local epoch = redis.call("HGET", meta, "epoch")
 if not epoch or redis.call("EXISTS", stream) == 0 then
   epoch = now[1] .. "." .. now[2]
+  redis.call("DEL", meta)
+  redis.call("HSET", meta, "epoch", epoch)
 end
-local id = redis.call("XADD", stream, "MAXLEN", capacity, "*", "d", data, "e", epoch)
+local seq = redis.call("HINCRBY", meta, "seq", 1)
+local id = redis.call("XADD", stream, "MAXLEN", capacity, "*", "d", data, "e", epoch, "n", seq)
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - expiry * 1000
 redis.call("XTRIM", stream, "MINID", string.format("%.0f", oldest))
-redis.call("SET", epoch_key, epoch, "EX", expiry)
+redis.call("EXPIRE", meta, expiry)
 redis.call("EXPIRE", stream, expiry)
 return id
 """

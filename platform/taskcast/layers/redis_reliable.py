@@ -6,8 +6,9 @@ the groups it has members in, from the last id it delivered, and fans each entry
 entry carries the stream's epoch; with its id it is the position clients resume from.
 
 A member that joins with ``since`` is caught up first: a gap notice if messages after its position
-are gone, then every retained entry after it, in order; live entries that arrive meanwhile are held
-and passed on after, skipping those the catch-up delivered, so each entry reaches it once.
+are gone, then every retained entry after it, in order. Live entries that the reader fans out
+meanwhile are held and passed on after; until the reader has passed the last entry the catch-up
+delivered, the member is skipped for entries it already has. So each entry reaches it once.
 """
 
 from __future__ import annotations
@@ -40,12 +41,22 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass
+class _Joining:
+    """A member being caught up: what the reader fanned out meanwhile (``held``, until the catch-up
+    ends), then the last id the catch-up delivered (``floor``)."""
+
+    held: list[Delivery] | None = field(default_factory=list)
+    floor: tuple[int, int] = (0, 0)
+
+
+@dataclass
 class _Stream:
-    """The reader's state for one group with local members."""
+    """The reader's state for one group with local members: the last entry it delivered."""
 
     last_id: str
     epoch: str | None
-    catching_up: dict[str, list[Delivery]] = field(default_factory=dict)
+    seq: int
+    joining: dict[str, _Joining] = field(default_factory=dict)
 
 
 class RedisReliableLayer:
@@ -67,7 +78,7 @@ class RedisReliableLayer:
 
     async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
         dedupe = "" if key is None else self.keys.dedupe(group, key)
-        keys = [self.keys.stream(group), self.keys.epoch(group), dedupe]
+        keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
         try:
             await self._append(keys=keys, args=[data, self.capacity, self.expiry])
         except REDIS_ERRORS as exc:
@@ -76,8 +87,7 @@ class RedisReliableLayer:
     async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
         try:
             if group not in self._streams:
-                last_id, epoch = await self._tail(group)
-                self._streams.setdefault(group, _Stream(last_id, epoch))
+                self._streams.setdefault(group, await self._tail(group))
             stream = self._streams[group]
             if self._groups.add(group, member):
                 self._changed.set()
@@ -85,20 +95,26 @@ class RedisReliableLayer:
                     self._reader = asyncio.create_task(self._read(), name="taskcast-stream-reader")
             if since is None:
                 return
-            held: list[Delivery] = []
-            stream.catching_up[member.member_id] = held
+            joining = stream.joining[member.member_id] = _Joining()
             try:
-                caught_up_to = await self._catch_up(group, member, since)
-                for delivery in held:  # no await from here on: nothing new can slip in between
-                    if delivery.position is None or id_key(delivery.position.id) > caught_up_to:
-                        member.deliver(delivery)
-            finally:
-                stream.catching_up.pop(member.member_id, None)
+                joining.floor = await self._catch_up(group, member, since)
+            except BaseException:
+                stream.joining.pop(member.member_id, None)
+                raise
+            # No await from here on: the reader cannot fan out in between.
+            for delivery in joining.held or ():
+                if _after(delivery, joining.floor):
+                    member.deliver(delivery)
+            joining.held = None
+            if id_key(stream.last_id) >= joining.floor:
+                del stream.joining[member.member_id]
         except REDIS_ERRORS as exc:
             await self.group_discard(group, member)
             raise LayerUnavailable(f"cannot join {group!r}: {exc}") from exc
 
     async def group_discard(self, group: str, member: Member) -> None:
+        if (stream := self._streams.get(group)) is not None:
+            stream.joining.pop(member.member_id, None)
         if self._groups.discard(group, member):
             self._streams.pop(group, None)
 
@@ -122,49 +138,50 @@ class RedisReliableLayer:
         await self._redis.aclose()
         await self._read_redis.aclose()
 
-    async def _tail(self, group: str) -> tuple[str, str | None]:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xrevrange(self.keys.stream(group), "+", "-", count=1)
-        pipe.get(self.keys.epoch(group))
-        last, epoch = await pipe.execute()
-        return (last[0][0].decode() if last else START), (epoch.decode() if epoch else None)
+    async def _tail(self, group: str) -> _Stream:
+        """Where the reader starts in a group: after its newest entry."""
+        entries = cast(Entries, await self._redis.xrevrange(self.keys.stream(group), count=1))
+        if not entries:
+            return _Stream(START, None, 0)
+        position = _position(entries[0][0], entries[0][1])
+        return _Stream(position.id, position.epoch, position.seq)
 
     async def _catch_up(self, group: str, member: Member, since: Position) -> tuple[int, int]:
-        """Deliver to ``member`` what came after ``since``; returns the last id delivered."""
+        """Deliver to ``member`` what came after ``since`` (after a gap notice if some of it is
+        gone); returns the last id delivered."""
+        stream_key = self.keys.stream(group)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.get(self.keys.epoch(group))
-        pipe.xinfo_stream(self.keys.stream(group))
-        raw_epoch, info = await pipe.execute(raise_on_error=False)
-        if isinstance(raw_epoch, BaseException):
-            raise raw_epoch
-        exists = raw_epoch is not None and not isinstance(info, BaseException)
-        if not exists:
+        pipe.hget(self.keys.meta(group), "epoch")
+        pipe.exists(stream_key)
+        raw_epoch, exists = await pipe.execute()
+        if not raw_epoch or not exists:
             if since.epoch != NO_EPOCH:
-                self._gap(member, group, "reset", Position(NO_EPOCH, START))
+                self._gap(member, group, "reset", Position(NO_EPOCH, START, 0))
             return id_key(START)
         epoch = raw_epoch.decode()
-        start = since.id if since.epoch == epoch else START
-        if since.epoch not in (epoch, NO_EPOCH):
-            self._gap(member, group, "reset", Position(epoch, START))
-        elif _trimmed_after(start, info):
-            self._gap(member, group, "trimmed", Position(epoch, start))
-        last = start
+        after, seq = (since.id, since.seq) if since.epoch == epoch else (START, 0)
+        told = since.epoch not in (epoch, NO_EPOCH)
+        if told:
+            self._gap(member, group, "reset", Position(epoch, START, 0))
         while True:
-            stream = self.keys.stream(group)
-            entries = cast(Entries, await self._redis.xrange(stream, f"({last}", "+", count=BATCH))
+            entries = cast(Entries, await self._redis.xrange(stream_key, f"({after}", count=BATCH))
             for entry_id, fields in entries:
-                last = entry_id.decode()
-                delivery = _entry(group, last, fields)
-                if delivery is not None:
-                    member.deliver(delivery)
+                delivery = _entry(group, entry_id, fields)
+                if delivery is None or delivery.position is None:
+                    continue
+                if delivery.position.seq > seq + 1 and not told:
+                    self._gap(member, group, "trimmed", Position(epoch, after, seq))
+                told = True
+                after, seq = delivery.position.id, delivery.position.seq
+                member.deliver(delivery)
             if len(entries) < BATCH:
-                return id_key(last)
+                return id_key(after)
 
     @staticmethod
     def _gap(
         member: Member, group: str, reason: Literal["trimmed", "reset"], position: Position
     ) -> None:
-        member.deliver(Delivery(group, gap=GapMessage.of(group, reason), position=position))
+        member.deliver(_gap(group, reason, position))
 
     async def _read(self) -> None:
         backoff = Backoff()
@@ -219,39 +236,43 @@ class RedisReliableLayer:
         if stream is None:
             return
         for entry_id, fields in entries:
-            stream.last_id = entry_id.decode()
-            delivery = _entry(group, stream.last_id, fields)
+            delivery = _entry(group, entry_id, fields)
             if delivery is None or delivery.position is None:
                 continue
-            epoch = delivery.position.epoch
-            if stream.epoch is not None and epoch != stream.epoch:
+            position = delivery.position
+            if stream.epoch is not None and position.epoch != stream.epoch:
                 # The stream was lost and began again: what this process had not read is gone.
-                gap = Delivery(group, gap=GapMessage.of(group, "reset"), position=delivery.position)
-                self._deliver(group, stream, gap)
-            stream.epoch = epoch
+                self._deliver(group, stream, _gap(group, "reset", position))
+            elif stream.epoch is not None and position.seq > stream.seq + 1:
+                # Entries were trimmed before this process read them (it fell behind capacity).
+                self._deliver(group, stream, _gap(group, "trimmed", position))
+            stream.epoch, stream.last_id, stream.seq = position
             self._deliver(group, stream, delivery)
 
     def _deliver(self, group: str, stream: _Stream, delivery: Delivery) -> None:
-        for held in stream.catching_up.values():
-            held.append(delivery)
-        self._groups.deliver(group, delivery, skip=stream.catching_up)
+        for member_id, joining in tuple(stream.joining.items()):
+            if joining.held is not None:
+                joining.held.append(delivery)
+            elif _after(delivery, joining.floor):
+                del stream.joining[member_id]  # caught up with the reader: a member like any other
+        self._groups.deliver(group, delivery, skip=stream.joining)
 
 
-def _entry(group: str, entry_id: str, fields: dict[bytes, bytes]) -> Delivery | None:
+def _after(delivery: Delivery, floor: tuple[int, int]) -> bool:
+    return delivery.position is None or id_key(delivery.position.id) > floor
+
+
+def _position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:
+    return Position(fields[b"e"].decode(), entry_id.decode(), int(fields[b"n"]))
+
+
+def _gap(group: str, reason: Literal["trimmed", "reset"], position: Position) -> Delivery:
+    return Delivery(group, gap=GapMessage.of(group, reason), position=position)
+
+
+def _entry(group: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery | None:
     try:
-        return unpack(fields[b"d"], group, Position(fields[b"e"].decode(), entry_id))
+        return unpack(fields[b"d"], group, _position(entry_id, fields))
     except (KeyError, ValueError):
-        log.warning("dropped an undecodable entry %s in group %r", entry_id, group)
+        log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
         return None
-
-
-def _trimmed_after(start: str, info: dict[str, Any]) -> bool:
-    """Whether entries after ``start`` were trimmed: the stream no longer holds ``start`` itself
-    (or, from the very start, holds fewer entries than were ever added)."""
-    if start == START:
-        return bool(info["entries-added"] > info["length"])
-    first = info.get("first-entry")
-    if not first:  # everything was trimmed
-        last = id_key(info["last-generated-id"].decode())
-        return bool(info["entries-added"] > 0 and last > id_key(start))
-    return id_key(first[0].decode()) > id_key(start)

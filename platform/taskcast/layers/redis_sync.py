@@ -46,7 +46,7 @@ class RedisReliableSender:
 
     def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
         dedupe = "" if key is None else self.keys.dedupe(group, key)
-        keys = [self.keys.stream(group), self.keys.epoch(group), dedupe]
+        keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
         try:
             self._append(keys=keys, args=[data, self.capacity, self.expiry])
         except REDIS_ERRORS as exc:
