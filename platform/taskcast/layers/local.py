@@ -52,6 +52,9 @@ class LocalGroups:
     def count(self, group: str) -> int:
         return len(self._groups.get(group, ()))
 
+    def __len__(self) -> int:
+        return len(self._groups)
+
     def __contains__(self, group: str) -> bool:
         return group in self._groups
 

@@ -45,6 +45,7 @@ class RedisPubSubLayer:
         self._resync = asyncio.Event()
         self._down_since: float | None = None
         self.reconnects = 0
+        self._closing = False
 
     async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
         channel = self.keys.channel(group)
@@ -94,10 +95,13 @@ class RedisPubSubLayer:
             return False
 
     async def close(self) -> None:
+        self._closing = True
         if self._reader is not None:
+            # As for the stream reader: end the read by closing its connection, then cancel.
+            await self._sub_redis.connection_pool.disconnect()
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._reader, 5)
             self._reader = None
         self._groups.clear()
         await self._redis.aclose()
@@ -113,7 +117,7 @@ class RedisPubSubLayer:
 
     async def _read(self) -> None:
         backoff = Backoff()
-        while True:
+        while not self._closing:
             pubsub = self._sub_redis.pubsub()
             try:
                 self._pending.clear()
@@ -133,6 +137,8 @@ class RedisPubSubLayer:
                     if message is not None:
                         self._handle(message)
             except REDIS_ERRORS as exc:
+                if self._closing:
+                    return
                 if self._down_since is None:
                     self._down_since = time.monotonic()
                     log.warning("pub/sub connection lost (%s); reconnecting", exc)

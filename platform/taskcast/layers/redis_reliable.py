@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -72,6 +73,9 @@ class RedisReliableLayer:
         self._groups = LocalGroups()
         self._streams: dict[str, _Stream] = {}
         self._changed = asyncio.Event()
+        self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
+        self._wake_id = "0-0"
+        self._closing = False
         self._reader: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self.reconnects = 0
@@ -93,6 +97,8 @@ class RedisReliableLayer:
                 self._changed.set()
                 if self._reader is None:
                     self._reader = asyncio.create_task(self._read(), name="taskcast-stream-reader")
+                else:
+                    await self._wake_reader()
             if since is None:
                 return
             joining = stream.joining[member.member_id] = _Joining()
@@ -129,10 +135,14 @@ class RedisReliableLayer:
             return False
 
     async def close(self) -> None:
+        self._closing = True
         if self._reader is not None:
+            # Closing the reader's connection ends its blocking read; cancelling alone is not
+            # enough, as redis-py may swallow a cancellation that arrives mid-read.
+            await self._read_redis.connection_pool.disconnect()
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._reader, 5)
             self._reader = None
         await self.flush()
         await self._redis.aclose()
@@ -185,34 +195,18 @@ class RedisReliableLayer:
 
     async def _read(self) -> None:
         backoff = Backoff()
-        while True:
-            streams = {
-                self.keys.stream(g): s.last_id
-                for g, s in self._streams.items()
-                if g in self._groups
-            }
-            self._changed.clear()
-            if not streams:
+        while not self._closing:
+            if not self._groups:
+                self._changed.clear()
                 await self._changed.wait()
                 continue
-            read = asyncio.ensure_future(self._xread(streams))
-            changed = asyncio.ensure_future(self._changed.wait())
+            streams: dict[Any, Any] = {self._wake_key: self._wake_id}
+            streams.update((self.keys.stream(g), s.last_id) for g, s in self._streams.items())
             try:
-                done, _ = await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                if not read.done():
-                    # A group gained its first member (or the layer closes): read again with it.
-                    # Cancelling drops the connection mid-reply; nothing is lost, as the ids
-                    # only move on delivery.
-                    read.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
-                        await read
-            if read not in done:
-                continue
-            try:
-                result = read.result()
+                result = await self._xread(streams)
             except REDIS_ERRORS as exc:
+                if self._closing:
+                    return
                 if self._down_since is None:
                     self._down_since = time.monotonic()
                     log.warning("stream reader lost Redis (%s); reconnecting", exc)
@@ -225,7 +219,19 @@ class RedisReliableLayer:
                 self._down_since = None
             backoff.reset()
             for key, entries in result:
-                self._fan_out(key.decode()[len(self.keys.prefix) + len(":stream:") :], entries)
+                if key == self._wake_key.encode():
+                    self._wake_id = entries[-1][0].decode()
+                else:
+                    self._fan_out(key.decode()[len(self.keys.prefix) + len(":stream:") :], entries)
+
+    async def _wake_reader(self) -> None:
+        """Make the reader's blocking read return, so that it reads a new group's stream too.
+        An entry on the process's own wake stream does it with no race: a read sent after the
+        entry returns at once."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1)
+        pipe.expire(self._wake_key, 60)
+        await pipe.execute()
 
     async def _xread(self, streams: dict[Any, Any]) -> list[tuple[bytes, Entries]]:
         result = await self._read_redis.xread(streams, count=BATCH, block=BLOCK_MS)
@@ -240,6 +246,8 @@ class RedisReliableLayer:
             if delivery is None or delivery.position is None:
                 continue
             position = delivery.position
+            if position.epoch == stream.epoch and id_key(position.id) <= id_key(stream.last_id):
+                continue  # read before this process's members joined (a read still in flight)
             if stream.epoch is not None and position.epoch != stream.epoch:
                 # The stream was lost and began again: what this process had not read is gone.
                 self._deliver(group, stream, _gap(group, "reset", position))
