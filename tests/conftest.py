@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,62 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+class WebProcess:
+    """`python -m web` as the Procfile runs it, on a port of its own, with extra environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "PORT": str(self.port), "TASKCAST_LOG_LEVEL": "warning", **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://{self.base}{path}"
+
+    def start(self) -> None:
+        import httpx
+
+        self.process = subprocess.Popen([sys.executable, "-m", "web"], env=self.env)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, "the web process exited"
+            assert time.monotonic() < deadline, "the web process did not answer /healthz"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=15)
+        self.process = None
+        return code
+
+
+@pytest.fixture
+def web_process() -> Iterator[Callable[[dict[str, str]], WebProcess]]:
+    started: list[WebProcess] = []
+
+    def start(env: dict[str, str]) -> WebProcess:
+        process = WebProcess(env)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

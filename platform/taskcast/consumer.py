@@ -130,7 +130,7 @@ class Consumer:
         if delivery.text is not None:
             if delivery.exclude == self.member_id:
                 return
-        elif delivery.action not in self.handlers.events:
+        elif delivery.event is not None and delivery.action not in self.handlers.events:
             return
         self._outbox.put(delivery)
 
@@ -140,45 +140,57 @@ class Consumer:
         try:
             await self.authenticate()
         except ConnectionRefused as refusal:
-            # Accept first so the browser sees the close code, not just a failed handshake.
-            await self.websocket.accept()
-            await self.websocket.close(refusal.code, refusal.reason)
+            await self._refuse(refusal.code, refusal.reason)
             return
         except Exception:
             log.exception("%s.authenticate failed", type(self).__qualname__)
-            await self.websocket.accept()
-            await self.websocket.close(1011, "internal error")
+            await self._refuse(1011, "internal error")
             return
-        await self.websocket.accept()
-        self._pump = pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
         joined: list[str] = []
-        code = 1006
         try:
+            # Join before accepting: once a client's socket is open, it is in its groups.
             since = self._resume_positions()
             for group in self.groups:
                 assert self.layer is not None  # checked when the class was defined
                 await self.layer.group_add(group, self, since=since.get(group))
                 joined.append(group)
+        except Exception as exc:
+            await self._leave(joined)
+            if isinstance(exc, LayerUnavailable):
+                log.warning("%s: %s; closing with 1013", type(self).__qualname__, exc)
+                await self._refuse(1013, "try again later")
+            else:
+                log.exception("%s could not join its groups", type(self).__qualname__)
+                await self._refuse(1011, "internal error")
+            return
+        await self.websocket.accept()
+        self._pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
+        code = 1006
+        try:
             await self.on_connect()
             code = await self._receive_loop()
-        except LayerUnavailable as exc:
-            log.warning("%s: %s; closing with 1013", type(self).__qualname__, exc)
-            code = 1013
-            await self._close(1013, "try again later")
         except Exception:
             log.exception("%s failed; closing the socket", type(self).__qualname__)
             code = 1011
             await self._close(1011, "internal error")
         finally:
             # Also reached on cancellation (server shutdown): leave the groups before the hook.
-            for group in joined:
-                assert self.layer is not None
-                await self.layer.group_discard(group, self)
-            pump.cancel()
+            await self._leave(joined)
+            self._pump.cancel()
             try:
                 await self.on_disconnect(code)
             except Exception:
                 log.exception("%s.on_disconnect failed", type(self).__qualname__)
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        # Accept first so that the browser sees the close code, not just a failed handshake.
+        await self.websocket.accept()
+        await self.websocket.close(code, reason)
+
+    async def _leave(self, groups: list[str]) -> None:
+        for group in groups:
+            assert self.layer is not None
+            await self.layer.group_discard(group, self)
 
     def _resume_positions(self) -> dict[str, Position]:
         raw = self.websocket.query_params.get("cursor")

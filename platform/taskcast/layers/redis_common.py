@@ -15,11 +15,16 @@ __all__ = ["APPEND_SCRIPT", "REDIS_ERRORS", "Backoff", "Keys", "async_client"]
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
-def async_client(url: str, *, retries: int = 1) -> Redis:
+def async_client(url: str, *, retries: int = 1, timeout: float = 5.0) -> Redis:
     # One quick retry on a fresh connection covers pooled connections that died with a restart;
-    # anything longer is the layer's own backoff, so that no call hangs for long.
+    # anything longer is the layer's own backoff, so that no call hangs for long. ``timeout``
+    # bounds every reply, so it must exceed any blocking read made on the client.
     return Redis.from_url(
-        url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=2, socket_keepalive=True
+        url,
+        retry=Retry(NoBackoff(), retries),
+        socket_connect_timeout=2,
+        socket_timeout=timeout,
+        socket_keepalive=True,
     )
 
 

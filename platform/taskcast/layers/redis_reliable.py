@@ -68,7 +68,7 @@ class RedisReliableLayer:
         self.expiry = expiry
         self.capacity = capacity
         self._redis = async_client(url)
-        self._read_redis = async_client(url, retries=0)
+        self._read_redis = async_client(url, retries=0, timeout=BLOCK_MS / 1000 + 5)
         self._append = self._redis.register_script(APPEND_SCRIPT)
         self._groups = LocalGroups()
         self._streams: dict[str, _Stream] = {}
