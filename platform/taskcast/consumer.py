@@ -32,6 +32,7 @@ __all__ = ["Consumer", "ConsumerApp", "ConsumerOptions"]
 log = logging.getLogger("taskcast.consumer")
 
 INTERNAL_ERROR = ErrorMessage.of("internal_error", "The server could not handle this frame")
+UNAVAILABLE = ErrorMessage.of("unavailable", "A backend is unavailable; try again shortly")
 BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not accepted"))
 INVALID_CURSOR = encode(
     ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
@@ -169,6 +170,10 @@ class Consumer:
         try:
             await self.on_connect()
             code = await self._receive_loop()
+        except LayerUnavailable as exc:
+            log.warning("%s: %s; closing with 1013", type(self).__qualname__, exc)
+            code = 1013
+            await self._close(1013, "try again later")
         except Exception:
             log.exception("%s failed; closing the socket", type(self).__qualname__)
             code = 1011
@@ -232,6 +237,9 @@ class Consumer:
             if not isinstance(reply, BaseMessage):
                 raise TypeError(f"handler returned {type(reply).__name__}, not a message")
             frame = encode(reply, result.ref)
+        except LayerUnavailable as exc:
+            log.warning("%s.%s: %s", type(self).__qualname__, result.handler.name, exc)
+            frame = encode(UNAVAILABLE, result.ref)
         except Exception:
             log.exception(
                 "%s.%s failed on a %r frame",

@@ -75,6 +75,7 @@ ErrorCode = Literal[
     "invalid_payload",
     "invalid_cursor",
     "rate_limited",
+    "unavailable",
     "internal_error",
 ]
 
