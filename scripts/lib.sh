@@ -14,3 +14,31 @@ venv_install() {  # $1: extras, e.g. "test" (or empty)
   [ -n "${1:-}" ] && target=".[$1]"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target" 2> >(grep -v 'is ignored: it is neither' >&2)
 }
+
+ensure_redis() {  # start a private redis-server when none answers at $REDIS_URL
+  local url="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+  redis_answers() {
+    .venv/bin/python -c 'import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()' "$url" 2>/dev/null
+  }
+  redis_answers && return 0
+  if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "Installing redis-server (Debian package)…" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+      echo "No Redis answers at $url and there is no redis-server to start: install Redis 7." >&2
+      exit 1
+    fi
+  fi
+  local port dir
+  port=$(.venv/bin/python -c 'import sys; from urllib.parse import urlsplit; print(urlsplit(sys.argv[1]).port or 6379)' "$url")
+  dir=$(mktemp -d)
+  echo "No Redis at $url: starting a private redis-server on port $port (data in $dir)" >&2
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --daemonize no &
+  REDIS_PID=$!
+  trap 'kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null' EXIT
+  for _ in $(seq 100); do redis_answers && return 0; sleep 0.1; done
+  echo "redis-server did not answer; see $dir/redis.log" >&2
+  exit 1
+}

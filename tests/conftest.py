@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-REDIS_URL = os.environ.get("TASKCAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = (
+    os.environ.get("TASKCAST_TEST_REDIS_URL")
+    or os.environ.get("REDIS_URL")
+    or "redis://127.0.0.1:6379/0"
+)
 
 
 @pytest.fixture

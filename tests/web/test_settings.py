@@ -6,7 +6,8 @@ from pydantic import ValidationError
 from web.settings import Settings
 
 
-def test_defaults_follow_the_seed() -> None:
+def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
     layers = Settings().layer_configs()
     assert sorted(layers) == ["analytics", "chat", "notifications", "queue"]
     assert (layers["queue"].expiry, layers["queue"].capacity) == (900, 1000)
