@@ -1,11 +1,12 @@
-"""Fan-out benchmark: N real WebSocket clients on one `python -m web` process, one sender.
+"""Fan-out benchmark: N real WebSocket clients on one web process, M broadcasts published from
+another process, on Taskcast's pub/sub and reliable layers and on the ceiling (bench/ceiling.py).
 
-Prints one JSON object: connect time for N clients while each join is broadcast to the room,
-server memory per idle connection, then M broadcasts (a client's `chat` frames, each carrying its
-sequence number and send time) with delivered frames per second, publish-to-receipt latency
-p50/p99, and lost and duplicated frames.
+Prints one JSON object per run: delivered frames/s, latency p50/p99 from publish to receipt, lost
+and duplicated frames, Redis commands per broadcast (INFO commandstats), the time for the N clients
+to connect while each join is broadcast to the room, and server memory per idle connection.
 
-    .venv/bin/python bench/fanout.py --clients 100 --messages 200 --rate 50
+    .venv/bin/python bench/fanout.py --target pubsub --clients 1000 --broadcasts 200 --rate 0
+    .venv/bin/python bench/fanout.py --suite          # the README's table (several minutes)
 """
 
 from __future__ import annotations
@@ -13,17 +14,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from array import array
 from pathlib import Path
+from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+PATHS = {
+    "pubsub": "/ws/chat",
+    "reliable": "/ws/reliable",
+    "idle": "/ws/analytics",
+    "ceiling": "/ws",
+}
 
 
 def free_port() -> int:
@@ -39,143 +53,271 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    full_env = {**os.environ, "PORT": str(port), "TASKCAST_LOG_LEVEL": "warning", **env}
-    process = subprocess.Popen([sys.executable, "-m", "web"], cwd=ROOT, env=full_env)
+def start_server(target: str, port: int, prefix: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PORT": str(port), "REDIS_URL": REDIS_URL}
+    env |= {"TASKCAST_LOG_LEVEL": "warning", "TASKCAST_KEY_PREFIX": prefix}
+    env |= {"CEILING_CHANNEL": f"{prefix}:ceiling"}
+    if target == "ceiling":
+        command = [sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--port", str(port)]
+        # The same server settings as `python -m web`, so that only the application differs.
+        command += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+        command += ["--log-level", "warning"]
+    else:
+        command = [sys.executable, "-m", "web"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
         except httpx.TransportError:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("server did not start")
 
 
-class Receiver:
-    """One client: records (seq, latency) of every benchmark frame it receives."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.seen: dict[int, float] = {}
-        self.duplicates = 0
-        self.barriers: set[str] = set()
-        self.changed = asyncio.Event()
-
-    async def run(self) -> None:
-        async for text in self.ws:
-            now = time.time_ns()
-            assert isinstance(text, str)
-            marker = text.find("bench:")
-            if marker < 0:
-                continue
-            _, seq, sent = text[marker:].split('"', 1)[0].split(":")[:3]
-            if seq == "barrier":
-                self.barriers.add(sent)
-            elif int(seq) in self.seen:
-                self.duplicates += 1
-            else:
-                self.seen[int(seq)] = (now - int(sent)) / 1e6
-            self.changed.set()
+# Client processes -----------------------------------------------------------------------------
 
 
-async def wait_for(condition: object, receivers: list[Receiver], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        waits = [asyncio.ensure_future(r.changed.wait()) for r in receivers]
-        await asyncio.wait(waits, timeout=min(remaining, 0.5), return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waits:
-            waiter.cancel()
-        for receiver in receivers:
-            receiver.changed.clear()
-    return True
+def client_process(url: str, count: int, broadcasts: int, conn: Any, out: str) -> None:
+    asyncio.run(clients(url, count, broadcasts, conn, out))
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else -1.0
+async def clients(url: str, count: int, broadcasts: int, conn: Any, out: str) -> None:
+    from websockets.asyncio.client import connect
 
-
-async def bench(args: argparse.Namespace, port: int, pid: int) -> dict[str, object]:
-    url = f"ws://127.0.0.1:{port}{args.endpoint}"
-    action = args.action
-    idle_before = rss_kib(pid)
     gate = asyncio.Semaphore(50)
 
-    async def open_one() -> ClientConnection:
+    async def open_one() -> Any:
         async with gate:
-            return await connect(url, open_timeout=60, max_queue=None)
+            return await connect(url, open_timeout=120, max_queue=None, ping_interval=None)
 
-    started = time.monotonic()
-    sockets = await asyncio.gather(*(open_one() for _ in range(args.clients)))
-    receivers = [Receiver(ws) for ws in sockets]
-    tasks = [asyncio.create_task(r.run()) for r in receivers]
-    sender = sockets[0]
+    sockets = await asyncio.gather(*(open_one() for _ in range(count)))
+    conn.send("connected")
+    latencies = array("f")
+    seen: list[set[int]] = [set() for _ in sockets]
+    state = {"duplicates": 0, "barrier": 0.0, "done": 0}
+    finished = asyncio.Event()
 
-    async def barrier(name: str) -> bool:
-        payload = {"message": f"bench:barrier:{name}"}
-        await sender.send(json.dumps({"action": action, "payload": payload}))
-        return await wait_for(lambda: all(name in r.barriers for r in receivers), receivers, 120)
+    async def receive(index: int, ws: Any) -> None:
+        mine = seen[index]
+        async for text in ws:
+            now = time.time_ns()
+            at = text.find("bench:")
+            if at < 0:
+                continue
+            _, seq, sent = text[at : text.index('"', at)].split(":")
+            if seq == "barrier":
+                state["barrier"] = max(state["barrier"], now / 1e9)
+                continue
+            number = int(seq)
+            if number in mine:
+                state["duplicates"] += 1
+                continue
+            mine.add(number)
+            latencies.append((now - int(sent)) / 1e6)
+            if len(mine) == broadcasts:
+                state["done"] += 1
+                if state["done"] == len(sockets):
+                    finished.set()
 
-    await barrier("joined")
-    connect_seconds = time.monotonic() - started
-    idle_after = rss_kib(pid)
-
-    interval = 1 / args.rate if args.rate else 0
-    started = time.monotonic()
-    for seq in range(args.messages):
-        payload = {"message": f"bench:{seq}:{time.time_ns()}"}
-        await sender.send(json.dumps({"action": action, "payload": payload}))
-        if interval:
-            await asyncio.sleep(max(0.0, started + (seq + 1) * interval - time.monotonic()))
-    expected = args.messages * len(receivers)
-    done = await wait_for(
-        lambda: sum(len(r.seen) for r in receivers) >= expected, receivers, args.timeout
+    tasks = [asyncio.create_task(receive(i, ws)) for i, ws in enumerate(sockets)]
+    loop = asyncio.get_running_loop()
+    timeout = float(await loop.run_in_executor(None, conn.recv))  # "go", with the time allowed
+    if broadcasts:
+        try:
+            await asyncio.wait_for(finished.wait(), timeout)
+        except TimeoutError:
+            pass
+    else:
+        await asyncio.sleep(timeout)
+    Path(out).write_bytes(latencies.tobytes())
+    conn.send(
+        {
+            "received": sum(len(s) for s in seen),
+            "duplicates": state["duplicates"],
+            "barrier": state["barrier"],
+            "last": time.time(),
+        }
     )
-    elapsed = time.monotonic() - started
-    await barrier("end")
-    latencies = [ms for r in receivers for ms in r.seen.values()]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return {
-        "endpoint": args.endpoint,
-        "clients": args.clients,
-        "broadcasts": args.messages,
-        "rate_per_s": args.rate or "max",
-        "connect_all_with_join_broadcasts_s": round(connect_seconds, 2),
-        "server_rss_per_idle_connection_kib": round((idle_after - idle_before) / args.clients, 1),
-        "delivered": len(latencies),
-        "lost": expected - len(latencies),
-        "duplicated": sum(r.duplicates for r in receivers),
-        "completed": done,
-        "delivered_frames_per_s": round(len(latencies) / elapsed),
-        "latency_ms_p50": percentile(latencies, 0.50),
-        "latency_ms_p99": percentile(latencies, 0.99),
-    }
+
+
+# The publisher (this process) -----------------------------------------------------------------
+
+
+class Publisher:
+    def __init__(self, target: str, prefix: str) -> None:
+        self.target = target
+        self.redis = redis.Redis.from_url(REDIS_URL)
+        if target in ("pubsub", "reliable", "idle"):
+            from taskcast import SyncPublisher
+            from web.settings import Settings
+            from web.showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
+            from web.showcase.messages import SystemNotify
+
+            settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
+            self.sync = SyncPublisher.from_configs(settings.layer_configs())
+            self.consumer = {"pubsub": ChatConsumer, "reliable": ReliableChatConsumer}.get(
+                target, AnalyticsConsumer
+            )
+            self.event = SystemNotify
+        self.channel = f"{prefix}:ceiling"
+
+    def send(self, text: str) -> None:
+        if self.target == "ceiling":
+            frame = json.dumps({"action": "chat_notification", "payload": {"message": text}})
+            self.redis.publish(self.channel, frame)
+        else:
+            self.sync.publish(self.consumer, self.event(payload=text))
+
+    def commands(self) -> int:
+        stats = self.redis.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+    def writes(self) -> int:
+        stats = self.redis.info("commandstats")
+        return sum(
+            int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_publish", "cmdstat_evalsha")
+        )
+
+
+def percentile(values: list[float], q: float) -> float:
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else -1.0
+
+
+def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -> dict[str, Any]:
+    prefix = f"bench:{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    server = start_server(target, port, prefix)
+    publisher = Publisher(target, prefix)
+    url = f"ws://127.0.0.1:{port}{PATHS[target]}"
+    context = mp.get_context("spawn")
+    shares = [clients_n // procs + (1 if i < clients_n % procs else 0) for i in range(procs)]
+    children, pipes, outs = [], [], []
+    try:
+        idle_before = rss_kib(server.pid)
+        writes_before = publisher.writes()
+        started = time.time()
+        for i, share in enumerate(shares):
+            parent, child = context.Pipe()
+            out = f"/tmp/taskcast-bench-{prefix.replace(':', '-')}-{i}.f32"
+            process = context.Process(
+                target=client_process, args=(url, share, broadcasts, child, out)
+            )
+            process.start()
+            children.append(process)
+            pipes.append(parent)
+            outs.append(out)
+        for pipe in pipes:
+            assert pipe.recv() == "connected"
+        # Every join notice has been broadcast once the layer saw N writes; a barrier published
+        # after them reaches each client after all the joins it receives.
+        joins = 0 if target in ("ceiling", "idle") else clients_n
+        deadline = time.monotonic() + 300
+        while publisher.writes() - writes_before < joins and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if target != "idle":
+            publisher.send(f"bench:barrier:{time.time_ns()}")
+        time.sleep(1.0 if clients_n < 2000 else 3.0)  # let the room settle before measuring
+        idle_after = rss_kib(server.pid)
+        commands_before = publisher.commands()
+        timeout = max(30.0, broadcasts / rate * 2 if rate else 120.0) if broadcasts else 1.0
+        for pipe in pipes:
+            pipe.send(str(timeout))
+        first = time.time()
+        interval = 1 / rate if rate else 0.0
+        for seq in range(broadcasts):
+            publisher.send(f"bench:{seq}:{time.time_ns()}")
+            if interval:
+                time.sleep(max(0.0, first + (seq + 1) * interval - time.time()))
+        commands = publisher.commands() - commands_before
+        reports = [pipe.recv() for pipe in pipes]
+        latencies = array("f")
+        for out in outs:
+            latencies.frombytes(Path(out).read_bytes())
+            os.unlink(out)
+        ordered = sorted(latencies)
+        expected = clients_n * broadcasts
+        received = sum(r["received"] for r in reports)
+        elapsed = max(r["last"] for r in reports) - first  # to the last client's last frame
+        return {
+            "target": target,
+            "clients": clients_n,
+            "broadcasts": broadcasts,
+            "rate_per_s": rate or "max",
+            "delivered": received,
+            "lost": expected - received,
+            "duplicated": sum(r["duplicates"] for r in reports),
+            "delivered_frames_per_s": round(received / elapsed) if broadcasts else 0,
+            "latency_ms_p50": percentile(ordered, 0.50),
+            "latency_ms_p99": percentile(ordered, 0.99),
+            "redis_commands_per_broadcast": round(commands / broadcasts, 2) if broadcasts else None,
+            "connect_all_s": None
+            if target == "idle"
+            else round(max(r["barrier"] for r in reports) - started, 2),
+            "server_rss_per_connection_kib": round((idle_after - idle_before) / clients_n, 1),
+        }
+    finally:
+        for process in children:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        keys = list(publisher.redis.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            publisher.redis.delete(*keys)
+
+
+def suite() -> None:
+    results = []
+
+    def go(*args: Any) -> dict[str, Any]:
+        result = run(*args)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+        return result
+
+    for clients_n, flat_out in ((100, 1000), (1000, 200)):
+        procs = 1 if clients_n <= 100 else 2
+        best = {t: go(t, clients_n, flat_out, 0, procs) for t in ("ceiling", "pubsub", "reliable")}
+        for t in ("pubsub", "reliable"):
+            ratio = best[t]["delivered_frames_per_s"] / best["ceiling"]["delivered_frames_per_s"]
+            print(
+                json.dumps({"ratio_to_ceiling": t, "clients": clients_n, "ratio": round(ratio, 2)})
+            )
+        for t in ("ceiling", "pubsub", "reliable"):
+            go(t, clients_n, 250, 50, procs)
+    for t in ("pubsub", "reliable"):
+        go(t, 10, 500, 0, 1)  # Redis commands per broadcast at 10 clients, against 1,000 above
+    for clients_n in (1000, 5000):
+        go("idle", clients_n, 0, 0, 2)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--target", choices=sorted(PATHS), default="pubsub")
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=50, help="broadcasts per second; 0 = max")
-    parser.add_argument("--endpoint", default="/ws/chat")
-    parser.add_argument("--action", default="chat")
-    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--broadcasts", type=int, default=200)
+    parser.add_argument(
+        "--rate", type=float, default=50, help="broadcasts per second; 0 = flat out"
+    )
+    parser.add_argument("--procs", type=int, default=0, help="client processes (default: 1 or 2)")
+    parser.add_argument("--suite", action="store_true")
     args = parser.parse_args()
-    port = free_port()
-    server = start_server(port, {})
-    try:
-        result = asyncio.run(bench(args, port, server.pid))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    print(json.dumps(result))
+    if args.suite:
+        suite()
+        return
+    procs = args.procs or (1 if args.clients <= 100 else 2)
+    print(json.dumps(run(args.target, args.clients, args.broadcasts, args.rate, procs)))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # Limits per socket.
     max_frame_bytes: PositiveInt = 65_536
     outbox_size: PositiveInt = 1_024
+    ws_compression: bool = False
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         memory = self.layer_backend == "memory"

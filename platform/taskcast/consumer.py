@@ -70,6 +70,7 @@ class Consumer:
         self, websocket: WebSocket, layer: ChannelLayer | None, options: ConsumerOptions
     ) -> None:
         self.websocket = websocket
+        self._asgi_send = websocket._send  # see _drain
         self.layer = layer
         self.options = options
         self.member_id = uuid.uuid4().hex
@@ -131,8 +132,14 @@ class Consumer:
         if delivery.text is not None:
             if delivery.exclude == self.member_id:
                 return
-        elif delivery.event is not None and delivery.action not in self.handlers.events:
-            return
+        elif delivery.event is not None:
+            handler = self.handlers.events.get(delivery.action or "")
+            if handler is None:
+                return
+            if not handler.spec.per_connection:
+                # Start the shared rendering now, once: it usually finishes before any member's
+                # send task asks for it.
+                delivery.start(id(handler), lambda: self._run_event_handler(handler, delivery))
         self._outbox.put(delivery)
 
     # The connection's life -------------------------------------------------------------------
@@ -256,7 +263,9 @@ class Consumer:
             if text is None:
                 continue
             try:
-                await self.websocket.send_text(text)
+                # The ASGI send itself: Starlette's WebSocket.send adds checks this loop does not
+                # need, once per frame per socket.
+                await self._asgi_send({"type": "websocket.send", "text": text})
             except Exception:  # the client is gone; the receive loop sees the disconnect
                 return
         await self._close(1013, "too slow: resume from your last position")
@@ -275,7 +284,7 @@ class Consumer:
                 text = await self._run_event_handler(handler, delivery)
             else:
                 text = await delivery.shared(
-                    handler, lambda: self._run_event_handler(handler, delivery)
+                    id(handler), lambda: self._run_event_handler(handler, delivery)
                 )
         if text is None or delivery.position is None:
             return text

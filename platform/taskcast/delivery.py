@@ -69,13 +69,20 @@ class Delivery:
         self.cache: dict[Hashable, str] = {}
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
 
-    def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        """Run ``compute`` once per ``key`` for this delivery; every caller awaits that result."""
+    def start(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+        """Start ``compute`` unless it was started for ``key`` already; its shared future."""
         future = self._shared.get(key)
         if future is None:
             future = self._shared[key] = asyncio.ensure_future(compute())
+        return future
+
+    async def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """The result of ``compute``, run once per ``key`` for this delivery."""
+        future = self.start(key, compute)
+        if future.done():
+            return future.result()
         # Shielded: a member cancelled while waiting must not cancel the others' result.
-        return asyncio.shield(future)
+        return await asyncio.shield(future)
 
 
 def unpack(data: bytes, group: str, position: Position | None = None) -> Delivery:
