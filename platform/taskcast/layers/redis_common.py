@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -19,13 +19,18 @@ def async_client(url: str, *, retries: int = 1, timeout: float = 5.0) -> Redis:
     # One quick retry on a fresh connection covers pooled connections that died with a restart;
     # anything longer is the layer's own backoff, so that no call hangs for long. ``timeout``
     # bounds every reply, so it must exceed any blocking read made on the client.
-    return Redis.from_url(
+    # A blocking pool: a burst of sends (a thousand sockets leaving at once, each with a notice)
+    # waits for a connection instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=32,
+        timeout=timeout,
         retry=Retry(NoBackoff(), retries),
         socket_connect_timeout=2,
         socket_timeout=timeout,
         socket_keepalive=True,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
 
 
 class Keys:
