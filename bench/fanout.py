@@ -77,6 +77,46 @@ def start_server(target: str, port: int, prefix: str) -> subprocess.Popen[bytes]
 
 
 # Client processes -----------------------------------------------------------------------------
+# Node's ws (bench/client.mjs, after `npm install --prefix bench`) by default: a Python client
+# costs more CPU per frame than the server does, and the clients share the server's two cores.
+
+
+class NodeClients:
+    def __init__(self, url: str, count: int, broadcasts: int, out: str) -> None:
+        command = [
+            "node",
+            str(ROOT / "bench" / "client.mjs"),
+            url,
+            str(count),
+            str(broadcasts),
+            out,
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def recv(self) -> Any:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        return line if line == "connected" else json.loads(line)
+
+    def send(self, timeout: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"go {timeout}\n")
+        self.process.stdin.flush()
+
+    def join(self, timeout: float) -> None:
+        self.process.wait(timeout=timeout)
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def node_available() -> bool:
+    return (ROOT / "bench" / "node_modules" / "ws").is_dir()
 
 
 def client_process(url: str, count: int, broadcasts: int, conn: Any, out: str) -> None:
@@ -188,7 +228,9 @@ def percentile(values: list[float], q: float) -> float:
     return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else -1.0
 
 
-def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -> dict[str, Any]:
+def run(
+    target: str, clients_n: int, broadcasts: int, rate: float, procs: int, client: str = "node"
+) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
     port = free_port()
     server = start_server(target, port, prefix)
@@ -196,7 +238,9 @@ def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -
     url = f"ws://127.0.0.1:{port}{PATHS[target]}"
     context = mp.get_context("spawn")
     shares = [clients_n // procs + (1 if i < clients_n % procs else 0) for i in range(procs)]
-    children, pipes, outs = [], [], []
+    children: list[Any] = []
+    pipes: list[Any] = []
+    outs: list[str] = []
     try:
         idle_before = rss_kib(server.pid)
         writes_before = publisher.writes()
@@ -204,12 +248,17 @@ def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -
         for i, share in enumerate(shares):
             parent, child = context.Pipe()
             out = f"/tmp/taskcast-bench-{prefix.replace(':', '-')}-{i}.f32"
-            process = context.Process(
-                target=client_process, args=(url, share, broadcasts, child, out)
-            )
-            process.start()
-            children.append(process)
-            pipes.append(parent)
+            if client == "node":
+                node = NodeClients(url, share, broadcasts, out)
+                children.append(node)
+                pipes.append(node)
+            else:
+                process = context.Process(
+                    target=client_process, args=(url, share, broadcasts, child, out)
+                )
+                process.start()
+                children.append(process)
+                pipes.append(parent)
             outs.append(out)
         for pipe in pipes:
             assert pipe.recv() == "connected"
@@ -245,6 +294,7 @@ def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -
         elapsed = max(r["last"] for r in reports) - first  # to the last client's last frame
         return {
             "target": target,
+            "client": client,
             "clients": clients_n,
             "broadcasts": broadcasts,
             "rate_per_s": rate or "max",
@@ -278,8 +328,10 @@ def run(target: str, clients_n: int, broadcasts: int, rate: float, procs: int) -
 def suite() -> None:
     results = []
 
+    client = "node" if node_available() else "python"
+
     def go(*args: Any) -> dict[str, Any]:
-        result = run(*args)
+        result = run(*args, client=client)
         print(json.dumps(result), flush=True)
         results.append(result)
         return result
@@ -311,13 +363,15 @@ def main() -> None:
         "--rate", type=float, default=50, help="broadcasts per second; 0 = flat out"
     )
     parser.add_argument("--procs", type=int, default=0, help="client processes (default: 1 or 2)")
+    parser.add_argument("--client", choices=("node", "python"), default=None)
     parser.add_argument("--suite", action="store_true")
     args = parser.parse_args()
     if args.suite:
         suite()
         return
     procs = args.procs or (1 if args.clients <= 100 else 2)
-    print(json.dumps(run(args.target, args.clients, args.broadcasts, args.rate, procs)))
+    client = args.client or ("node" if node_available() else "python")
+    print(json.dumps(run(args.target, args.clients, args.broadcasts, args.rate, procs, client)))
 
 
 if __name__ == "__main__":
