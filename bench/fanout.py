@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -165,13 +166,11 @@ async def clients(url: str, count: int, broadcasts: int, conn: Any, out: str) ->
     loop = asyncio.get_running_loop()
     timeout = float(await loop.run_in_executor(None, conn.recv))  # "go", with the time allowed
     if broadcasts:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.wait(), timeout)
-        except TimeoutError:
-            pass
     else:
         await asyncio.sleep(timeout)
-    Path(out).write_bytes(latencies.tobytes())
+    Path(out).write_bytes(latencies.tobytes())  # noqa: ASYNC240 - once, at the end
     conn.send(
         {
             "received": sum(len(s) for s in seen),

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Final, cast
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 from .cursor import Position, decode_cursor, encode_cursor
 from .delivery import Delivery, pack_message
+from .eager import Suspended, finish, step
 from .exceptions import ConnectionRefused, DefinitionError, LayerUnavailable
 from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer
@@ -37,6 +38,13 @@ BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not 
 INVALID_CURSOR = encode(
     ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
 )
+
+
+class _Later:
+    """A frame that needs an await to render (an event handler still running)."""
+
+
+LATER: Final = _Later()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,10 @@ class Consumer:
         overflow = options.overflow or (
             Overflow.CLOSE if layer is not None and layer.keeps_messages else Overflow.DROP_OLDEST
         )
-        self._outbox: Outbox[Delivery | str] = Outbox(options.outbox_size, overflow)
+        self._outbox: Outbox[Delivery | str | Suspended] = Outbox(options.outbox_size, overflow)
+        # True while a frame is being sent (by the drain task, or a send that had to wait), and
+        # before accept: then new frames queue behind, in order.
+        self._in_flight = True
         self._positions: dict[str, Position] = {}
         self._pump: asyncio.Task[None] | None = None
 
@@ -109,8 +120,8 @@ class Consumer:
     # Sending ---------------------------------------------------------------------------------
 
     async def send(self, message: BaseMessage, *, ref: str | None = None) -> None:
-        """Queue ``message`` for this socket."""
-        self._outbox.put(encode(message, ref))
+        """Send ``message`` to this socket (queued behind what it has not sent yet)."""
+        self._queue(encode(message, ref))
 
     async def broadcast(
         self,
@@ -137,10 +148,38 @@ class Consumer:
             if handler is None:
                 return
             if not handler.spec.per_connection:
-                # Start the shared rendering now, once: it usually finishes before any member's
-                # send task asks for it.
+                # Render once for every member; usually done before this returns.
                 delivery.start(id(handler), lambda: self._run_event_handler(handler, delivery))
-        self._outbox.put(delivery)
+        if self._in_flight or self._outbox:
+            self._outbox.put(delivery)
+            return
+        text = self._render_now(delivery)
+        if isinstance(text, _Later):
+            self._outbox.put(delivery)
+        elif text is not None:
+            self._send_now(text)
+
+    def _queue(self, text: str) -> None:
+        if self._in_flight or self._outbox:
+            self._outbox.put(text)
+        else:
+            self._send_now(text)
+
+    def _send_now(self, text: str) -> None:
+        """Send from the caller when the socket is idle: the send's first step almost always
+        finishes it, which saves a task wake-up per frame per socket."""
+        send = cast(
+            Coroutine[Any, Any, None], self._asgi_send({"type": "websocket.send", "text": text})
+        )
+        try:
+            done, suspended = step(send)
+        except Exception:  # the client is gone; the receive loop sees the disconnect
+            return
+        if not done:
+            # Its transport is paused: the drain task finishes this send before anything else.
+            assert isinstance(suspended, Suspended)
+            self._in_flight = True
+            self._outbox.put_first(suspended)
 
     # The connection's life -------------------------------------------------------------------
 
@@ -173,6 +212,7 @@ class Consumer:
             return
         await self.websocket.accept()
         self._pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
+        self._in_flight = bool(self._outbox)
         code = 1006
         try:
             await self.on_connect()
@@ -228,14 +268,14 @@ class Consumer:
                 await self._close(1009, f"frame larger than {limit} bytes")
                 return 1009
             if text is None:
-                self._outbox.put(BINARY_REFUSED)
+                self._queue(BINARY_REFUSED)
             else:
                 await self._handle(text)
 
     async def _handle(self, text: str) -> None:
         result = decode(text, self.handlers)
         if isinstance(result, Rejected):
-            self._outbox.put(encode(result.error, result.ref))
+            self._queue(encode(result.error, result.ref))
             return
         try:
             reply = await result.handler.func(self, result.message)
@@ -255,40 +295,59 @@ class Consumer:
                 result.message.action,
             )
             frame = encode(INTERNAL_ERROR, result.ref)
-        self._outbox.put(frame)
+        self._queue(frame)
 
     async def _drain(self) -> None:
         while (item := await self._outbox.get()) is not None:
-            text = item if isinstance(item, str) else await self._render(item)
-            if text is None:
-                continue
+            self._in_flight = True
             try:
-                # The ASGI send itself: Starlette's WebSocket.send adds checks this loop does not
-                # need, once per frame per socket.
-                await self._asgi_send({"type": "websocket.send", "text": text})
+                if isinstance(item, Suspended):
+                    await finish(item)
+                else:
+                    text = item if isinstance(item, str) else await self._render(item)
+                    if text is not None:
+                        await self._asgi_send({"type": "websocket.send", "text": text})
             except Exception:  # the client is gone; the receive loop sees the disconnect
                 return
+            if not self._outbox:
+                self._in_flight = False
         await self._close(1013, "too slow: resume from your last position")
 
-    async def _render(self, delivery: Delivery) -> str | None:
-        text: str | None
+    def _render_now(self, delivery: Delivery) -> str | _Later | None:
+        """The frame for ``delivery``, or ``LATER`` when it needs an await."""
         if delivery.text is not None:
-            text = delivery.text
+            body = delivery.text
         elif delivery.gap is not None:
-            text = delivery.cache.get("gap") or delivery.cache.setdefault(
+            body = delivery.cache.get("gap") or delivery.cache.setdefault(
                 "gap", encode(delivery.gap)
             )
         else:
             handler = self.handlers.events[delivery.action or ""]
             if handler.spec.per_connection:
-                text = await self._run_event_handler(handler, delivery)
-            else:
-                text = await delivery.shared(
-                    id(handler), lambda: self._run_event_handler(handler, delivery)
-                )
-        if text is None or delivery.position is None:
+                return LATER
+            future = delivery.start(id(handler), lambda: self._run_event_handler(handler, delivery))
+            if not future.done():
+                return LATER
+            body = future.result()
+        return self._framed(delivery, body)
+
+    async def _render(self, delivery: Delivery) -> str | None:
+        text = self._render_now(delivery)
+        if not isinstance(text, _Later):
             return text
-        return self._with_cursor(delivery, delivery.position, text)
+        handler = self.handlers.events[delivery.action or ""]
+        if handler.spec.per_connection:
+            body = await self._run_event_handler(handler, delivery)
+        else:
+            body = await delivery.shared(
+                id(handler), lambda: self._run_event_handler(handler, delivery)
+            )
+        return self._framed(delivery, body)
+
+    def _framed(self, delivery: Delivery, body: str | None) -> str | None:
+        if body is None or delivery.position is None:
+            return body
+        return self._with_cursor(delivery, delivery.position, body)
 
     def _with_cursor(self, delivery: Delivery, position: Position, text: str) -> str:
         """``text`` with this socket's cursor after ``position``. A socket in one reliable group

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
 from .cursor import Position
+from .eager import run_eagerly
 from .messages import BaseMessage, GapMessage
 
 __all__ = ["Delivery", "pack_event", "pack_message", "unpack"]
@@ -69,14 +70,17 @@ class Delivery:
         self.cache: dict[Hashable, str] = {}
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
 
-    def start(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
-        """Start ``compute`` unless it was started for ``key`` already; its shared future."""
+    def start(
+        self, key: Hashable, compute: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> asyncio.Future[Any]:
+        """Start ``compute`` unless it was started for ``key`` already; its shared future, done at
+        once when ``compute`` finishes without waiting (most renderings)."""
         future = self._shared.get(key)
         if future is None:
-            future = self._shared[key] = asyncio.ensure_future(compute())
+            future = self._shared[key] = run_eagerly(compute())
         return future
 
-    async def shared(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def shared(self, key: Hashable, compute: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         """The result of ``compute``, run once per ``key`` for this delivery."""
         future = self.start(key, compute)
         if future.done():

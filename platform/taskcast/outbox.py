@@ -49,6 +49,11 @@ class Outbox(Generic[T]):
         self._items.append(item)
         self._ready.set()
 
+    def put_first(self, item: T) -> None:
+        """Put ``item`` ahead of everything, whatever the bound (what is already under way)."""
+        self._items.appendleft(item)
+        self._ready.set()
+
     async def get(self) -> T | None:
         while not self._items:
             if self.overflowed:
