@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -52,6 +54,34 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+class Recorder:
+    """A layer member that records its deliveries, with a bounded wait for a count of them."""
+
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        self.got: list[Any] = []
+        self._changed = asyncio.Event()
+
+    def deliver(self, delivery: Any) -> None:
+        self.got.append(delivery)
+        self._changed.set()
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.got) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.got
+
+    def texts(self) -> list[str | None]:
+        return [d.text if d.gap is None else f"gap:{d.gap.payload.reason}" for d in self.got]
+
+
+@pytest.fixture
+def recorder() -> type[Recorder]:
+    return Recorder
 
 
 class RedisServer:

@@ -12,29 +12,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from taskcast import Delivery, LayerUnavailable
+from taskcast import LayerUnavailable
 from taskcast.delivery import pack_message
 from taskcast.layers import RedisPubSubLayer, RedisPubSubSender
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    def __init__(self, member_id: str) -> None:
-        self.member_id = member_id
-        self.got: list[Delivery] = []
-        self._changed = asyncio.Event()
-
-    def deliver(self, delivery: Delivery) -> None:
-        self.got.append(delivery)
-        self._changed.set()
-
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Delivery]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.got
 
 
 async def commandstat(client: aioredis.Redis, command: str) -> int:
@@ -58,9 +40,9 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.mark.parametrize("audience", [10, 1000])
 async def test_one_publish_per_broadcast_whatever_the_audience(
-    layer: RedisPubSubLayer, client: aioredis.Redis, audience: int
+    layer: RedisPubSubLayer, client: aioredis.Redis, audience: int, recorder: Any
 ) -> None:
-    members = [Recorder(f"m{i}") for i in range(audience)]
+    members = [recorder(f"m{i}") for i in range(audience)]
     for member in members:
         await layer.group_add("room", member)
     before = await commandstat(client, "publish")
@@ -75,14 +57,14 @@ async def test_one_publish_per_broadcast_whatever_the_audience(
 
 
 async def test_a_subscription_lives_while_the_group_has_local_members(
-    layer: RedisPubSubLayer, client: aioredis.Redis, key_prefix: str
+    layer: RedisPubSubLayer, client: aioredis.Redis, key_prefix: str, recorder: Any
 ) -> None:
     channel = f"{key_prefix}:room"
 
     async def subscribers() -> int:
         return int(dict(await client.pubsub_numsub(channel))[channel.encode()])
 
-    a, b = Recorder("a"), Recorder("b")
+    a, b = recorder("a"), recorder("b")
     await layer.group_add("room", a)
     await layer.group_add("room", b)
     assert await subscribers() == 1  # one connection per process, not per member
@@ -98,20 +80,20 @@ async def test_a_subscription_lives_while_the_group_has_local_members(
 
 
 async def test_a_broadcast_sent_right_after_a_join_reaches_the_new_member(
-    layer: RedisPubSubLayer,
+    layer: RedisPubSubLayer, recorder: Any
 ) -> None:
     for i in range(20):
-        member = Recorder(f"m{i}")
+        member = recorder(f"m{i}")
         await layer.group_add(f"room-{i}", member)
         await layer.group_send(f"room-{i}", pack_message("{}"))
         await member.wait_for(1)
 
 
 async def test_each_process_receives_a_broadcast_once(
-    redis_url: str, key_prefix: str, layer: RedisPubSubLayer
+    redis_url: str, key_prefix: str, layer: RedisPubSubLayer, recorder: Any
 ) -> None:
     other = RedisPubSubLayer(redis_url, key_prefix)
-    here, there = Recorder("here"), Recorder("there")
+    here, there = recorder("here"), recorder("there")
     await layer.group_add("room", here)
     await other.group_add("room", there)
     RedisPubSubSender(redis_url, key_prefix).group_send("room", pack_message('"sync"'))
@@ -130,12 +112,12 @@ async def test_publishing_without_redis_raises_layer_unavailable(key_prefix: str
 
 
 async def test_the_layer_resubscribes_after_redis_restarts(
-    private_redis: Any, caplog: pytest.LogCaptureFixture
+    private_redis: Any, caplog: pytest.LogCaptureFixture, recorder: Any
 ) -> None:
     caplog.set_level(logging.INFO, "taskcast.layers.redis")
     server = private_redis
     layer = RedisPubSubLayer(server.url, "restart")
-    member = Recorder("m")
+    member = recorder("m")
     await layer.group_add("room", member)
     await layer.group_send("room", pack_message('"before"'))
     await member.wait_for(1)

@@ -10,32 +10,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from taskcast import Delivery, LayerUnavailable, Position
+from taskcast import LayerUnavailable, Position
 from taskcast.delivery import pack_message
 from taskcast.layers import RedisReliableLayer, RedisReliableSender
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    def __init__(self, member_id: str) -> None:
-        self.member_id = member_id
-        self.got: list[Delivery] = []
-        self._changed = asyncio.Event()
-
-    def deliver(self, delivery: Delivery) -> None:
-        self.got.append(delivery)
-        self._changed.set()
-
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[Delivery]:
-        async with asyncio.timeout(timeout):
-            while len(self.got) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.got
-
-    def texts(self) -> list[str | None]:
-        return [d.text if d.gap is None else f"gap:{d.gap.payload.reason}" for d in self.got]
 
 
 def msg(n: int) -> bytes:
@@ -57,9 +36,9 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 async def test_live_members_get_every_entry_in_order_with_its_position(
-    layer: RedisReliableLayer,
+    layer: RedisReliableLayer, recorder: Any
 ) -> None:
-    a, b = Recorder("a"), Recorder("b")
+    a, b = recorder("a"), recorder("b")
     await layer.group_add("g", a)
     await layer.group_add("g", b)
     for n in range(50):
@@ -74,9 +53,9 @@ async def test_live_members_get_every_entry_in_order_with_its_position(
 
 
 async def test_one_script_call_per_broadcast_whatever_the_audience(
-    layer: RedisReliableLayer, client: aioredis.Redis
+    layer: RedisReliableLayer, client: aioredis.Redis, recorder: Any
 ) -> None:
-    members = [Recorder(f"m{i}") for i in range(1000)]
+    members = [recorder(f"m{i}") for i in range(1000)]
     for member in members:
         await layer.group_add("g", member)
     stats = await client.info("commandstats")
@@ -92,9 +71,9 @@ async def test_one_script_call_per_broadcast_whatever_the_audience(
 
 
 async def test_resuming_delivers_what_was_missed_once_and_in_order(
-    layer: RedisReliableLayer,
+    layer: RedisReliableLayer, recorder: Any
 ) -> None:
-    first = Recorder("first")
+    first = recorder("first")
     await layer.group_add("g", first)
     for n in range(3):
         await layer.group_send("g", msg(n))
@@ -103,7 +82,7 @@ async def test_resuming_delivers_what_was_missed_once_and_in_order(
     await layer.group_discard("g", first)
     for n in range(3, 6):
         await layer.group_send("g", msg(n))
-    back = Recorder("back")
+    back = recorder("back")
     await layer.group_add("g", back, since=position)
     await layer.group_send("g", msg(6))
     await back.wait_for(5)
@@ -111,9 +90,9 @@ async def test_resuming_delivers_what_was_missed_once_and_in_order(
 
 
 async def test_entries_arriving_during_the_catch_up_are_not_lost_or_repeated(
-    layer: RedisReliableLayer,
+    layer: RedisReliableLayer, recorder: Any
 ) -> None:
-    live = Recorder("live")
+    live = recorder("live")
     await layer.group_add("g", live)
     await layer.group_send("g", msg(0))
     await live.wait_for(1)
@@ -125,7 +104,7 @@ async def test_entries_arriving_during_the_catch_up_are_not_lost_or_repeated(
 
     publishing = asyncio.create_task(publish())
     await asyncio.sleep(0.01)
-    late = Recorder("late")
+    late = recorder("late")
     await layer.group_add("g", late, since=since)
     await publishing
     await late.wait_for(300)
@@ -134,36 +113,36 @@ async def test_entries_arriving_during_the_catch_up_are_not_lost_or_repeated(
 
 
 async def test_a_position_older_than_the_retained_gets_a_trimmed_gap(
-    redis_url: str, key_prefix: str
+    redis_url: str, key_prefix: str, recorder: Any
 ) -> None:
     layer = RedisReliableLayer(redis_url, key_prefix, expiry=60, capacity=3)
-    first = Recorder("first")
+    first = recorder("first")
     await layer.group_add("g", first)
     await layer.group_send("g", msg(0))
     await first.wait_for(1)
     await layer.group_discard("g", first)
     for n in range(1, 10):
         await layer.group_send("g", msg(n))
-    back = Recorder("back")
+    back = recorder("back")
     await layer.group_add("g", back, since=first.got[0].position)
     assert back.texts() == ["gap:trimmed", "7", "8", "9"]
     assert back.got[0].gap is not None and back.got[0].gap.payload.group == "g"
     # From a position whose successor is still retained there is no gap.
-    again = Recorder("again")
+    again = recorder("again")
     await layer.group_add("g", again, since=back.got[1].position)
     assert again.texts() == ["8", "9"]
     # Nor from the newest position.
-    newest = Recorder("newest")
+    newest = recorder("newest")
     await layer.group_add("g", newest, since=back.got[-1].position)
     assert newest.texts() == []
     await layer.close()
 
 
 async def test_a_reader_that_falls_behind_the_capacity_tells_its_members(
-    redis_url: str, key_prefix: str
+    redis_url: str, key_prefix: str, recorder: Any
 ) -> None:
     layer = RedisReliableLayer(redis_url, key_prefix, expiry=60, capacity=3)
-    member = Recorder("m")
+    member = recorder("m")
     await layer.group_add("g", member)
     await layer.group_send("g", msg(0))
     await member.wait_for(1)
@@ -183,9 +162,9 @@ async def test_a_reader_that_falls_behind_the_capacity_tells_its_members(
 
 
 async def test_a_lost_stream_is_not_a_continuation(
-    layer: RedisReliableLayer, client: aioredis.Redis, key_prefix: str
+    layer: RedisReliableLayer, client: aioredis.Redis, key_prefix: str, recorder: Any
 ) -> None:
-    live = Recorder("live")
+    live = recorder("live")
     await layer.group_add("g", live)
     await layer.group_send("g", msg(1))
     await live.wait_for(1)
@@ -197,7 +176,7 @@ async def test_a_lost_stream_is_not_a_continuation(
     assert live.texts() == ["1", "gap:reset", "2"]  # live members are told too
     new = live.got[2].position
     assert new is not None and new.epoch != old.epoch
-    back = Recorder("back")
+    back = recorder("back")
     await layer.group_add("g", back, since=old)
     assert back.texts() == ["gap:reset", "2"]
 
@@ -228,17 +207,19 @@ async def test_idle_groups_expire(
 
 
 async def test_the_sync_sender_writes_what_the_layer_reads(
-    layer: RedisReliableLayer, redis_url: str, key_prefix: str
+    layer: RedisReliableLayer, redis_url: str, key_prefix: str, recorder: Any
 ) -> None:
-    member = Recorder("m")
+    member = recorder("m")
     await layer.group_add("g", member)
     RedisReliableSender(redis_url, key_prefix, expiry=60, capacity=100).group_send("g", msg(7))
     assert [d.text for d in await member.wait_for(1)] == ["7"]
 
 
-async def test_joining_without_redis_raises_layer_unavailable(key_prefix: str) -> None:
+async def test_joining_without_redis_raises_layer_unavailable(
+    key_prefix: str, recorder: Any
+) -> None:
     layer = RedisReliableLayer("redis://127.0.0.1:1/0", key_prefix, expiry=60, capacity=10)
-    member = Recorder("m")
+    member = recorder("m")
     with pytest.raises(LayerUnavailable):
         await layer.group_add("g", member)
     with pytest.raises(LayerUnavailable):
@@ -246,10 +227,12 @@ async def test_joining_without_redis_raises_layer_unavailable(key_prefix: str) -
     await layer.close()
 
 
-async def test_nothing_published_after_a_redis_restart_is_lost(private_redis: Any) -> None:
+async def test_nothing_published_after_a_redis_restart_is_lost(
+    private_redis: Any, recorder: Any
+) -> None:
     server = private_redis
     layer = RedisReliableLayer(server.url, "restart", expiry=60, capacity=100)
-    member = Recorder("m")
+    member = recorder("m")
     await layer.group_add("g", member)
     await layer.group_send("g", msg(1))
     await member.wait_for(1)

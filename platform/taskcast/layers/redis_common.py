@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -9,7 +11,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-__all__ = ["APPEND_SCRIPT", "REDIS_ERRORS", "Backoff", "Keys", "async_client"]
+__all__ = [
+    "APPEND_SCRIPT",
+    "REDIS_ERRORS",
+    "Backoff",
+    "Keys",
+    "answers",
+    "async_client",
+    "stop_reader",
+]
 
 # What a lost or refused Redis connection raises, across redis-py and the socket layer.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -31,6 +41,25 @@ def async_client(url: str, *, retries: int = 1, timeout: float = 5.0) -> Redis:
         socket_keepalive=True,
     )
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
+
+
+async def answers(client: Redis) -> bool:
+    """Whether Redis answers a PING within two seconds."""
+    try:
+        return bool(await asyncio.wait_for(client.ping(), 2))
+    except REDIS_ERRORS:
+        return False
+
+
+async def stop_reader(reader: asyncio.Task[None] | None, client: Redis) -> None:
+    """End a layer's reader task. Closing its connection ends a blocking read; cancelling alone
+    is not enough, as redis-py may swallow a cancellation that arrives mid-read."""
+    if reader is None:
+        return
+    await client.connection_pool.disconnect()
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(reader, 5)
 
 
 class Keys:

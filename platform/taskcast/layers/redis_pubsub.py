@@ -21,7 +21,7 @@ from ..delivery import unpack
 from ..exceptions import LayerUnavailable
 from .base import Member
 from .local import LocalGroups
-from .redis_common import REDIS_ERRORS, Backoff, Keys, async_client
+from .redis_common import REDIS_ERRORS, Backoff, Keys, answers, async_client, stop_reader
 
 __all__ = ["RedisPubSubLayer"]
 
@@ -89,20 +89,12 @@ class RedisPubSubLayer:
         self._confirmed.clear()
 
     async def ready(self) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self._redis.ping(), 2))
-        except REDIS_ERRORS:
-            return False
+        return await answers(self._redis)
 
     async def close(self) -> None:
         self._closing = True
-        if self._reader is not None:
-            # As for the stream reader: end the read by closing its connection, then cancel.
-            await self._sub_redis.connection_pool.disconnect()
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._reader, 5)
-            self._reader = None
+        await stop_reader(self._reader, self._sub_redis)
+        self._reader = None
         self._groups.clear()
         await self._redis.aclose()
         await self._sub_redis.aclose()

@@ -14,7 +14,6 @@ delivered, the member is skipped for entries it already has. So each entry reach
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -27,7 +26,15 @@ from ..exceptions import LayerUnavailable
 from ..messages import GapMessage
 from .base import Member
 from .local import LocalGroups
-from .redis_common import APPEND_SCRIPT, REDIS_ERRORS, Backoff, Keys, async_client
+from .redis_common import (
+    APPEND_SCRIPT,
+    REDIS_ERRORS,
+    Backoff,
+    Keys,
+    answers,
+    async_client,
+    stop_reader,
+)
 
 __all__ = ["NO_EPOCH", "RedisReliableLayer"]
 
@@ -129,21 +136,12 @@ class RedisReliableLayer:
         self._streams.clear()
 
     async def ready(self) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self._redis.ping(), 2))
-        except REDIS_ERRORS:
-            return False
+        return await answers(self._redis)
 
     async def close(self) -> None:
         self._closing = True
-        if self._reader is not None:
-            # Closing the reader's connection ends its blocking read; cancelling alone is not
-            # enough, as redis-py may swallow a cancellation that arrives mid-read.
-            await self._read_redis.connection_pool.disconnect()
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._reader, 5)
-            self._reader = None
+        await stop_reader(self._reader, self._read_redis)
+        self._reader = None
         await self.flush()
         await self._redis.aclose()
         await self._read_redis.aclose()
