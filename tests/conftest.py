@@ -51,6 +51,7 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    keys += client.scan_iter(match=f"_kombu.binding*.{prefix}:*", count=1000)
     if keys:
         client.delete(*keys)
     client.close()

@@ -12,9 +12,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from taskcast import LayerRegistry, Publisher
+from workers.app import create_celery
 
+from .api import broadcast
 from .settings import Settings
 from .showcase import ENDPOINTS
+from .tasks import TaskQueue
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -33,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", index, name="index"),
         Route("/healthz", healthz, name="healthz"),
         Route("/readyz", readyz, name="readyz"),
+        Route("/api/broadcast", broadcast, methods=["POST"], name="broadcast"),
     ]
     routes += [
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
@@ -42,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.layers = layers
     app.state.publisher = Publisher(layers)
+    app.state.tasks = TaskQueue(create_celery(settings))
     return app
 
 

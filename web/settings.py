@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveInt
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskcast import ConsumerOptions, LayerConfig
@@ -47,6 +47,28 @@ class Settings(BaseSettings):
     max_frame_bytes: PositiveInt = 65_536
     outbox_size: PositiveInt = 1_024
     ws_compression: bool = False
+
+    # Workers: the Celery broker and result backend (default REDIS_URL), the beat intervals (s),
+    # the broker's visibility timeout (s; above every countdown and retry backoff), Flower.
+    celery_broker_url: str | None = None
+    celery_result_backend: str | None = None
+    celery_queue: str = "taskcast"
+    visibility_timeout: PositiveInt = 3600
+    announcement_interval: PositiveFloat = 60.0
+    analytics_summary_interval: PositiveFloat = 30.0
+    flower_port: int = Field(5555, ge=0, le=65535)
+    flower_user: str = "taskcast"
+    flower_password: SecretStr = SecretStr("taskcast")
+    # The HTTP trigger (POST /api/broadcast) answers only when a bearer token is set.
+    broadcast_token: SecretStr | None = None
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def result_backend(self) -> str:
+        return self.celery_result_backend or self.redis_url
 
     def layer_configs(self) -> dict[str, LayerConfig]:
         memory = self.layer_backend == "memory"

@@ -13,7 +13,7 @@ from web.settings import Settings
 
 @pytest.fixture
 def settings(redis_url: str, key_prefix: str) -> Settings:
-    return Settings(redis_url=redis_url, key_prefix=key_prefix)
+    return Settings(redis_url=redis_url, key_prefix=key_prefix, celery_queue=f"{key_prefix}:tasks")
 
 
 @pytest.fixture

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+from starlette.websockets import WebSocket
+
 from taskcast import Consumer, event_handler, ws_handler
 
 from .messages import (
+    AnalyticsEvent,
     AnalyticsMessage,
     AnalyticsNotificationMessage,
     AnalyticsPayload,
@@ -20,6 +25,8 @@ from .messages import (
     SystemNotify,
     SystemPeriodicNotify,
 )
+
+log = logging.getLogger("web.showcase")
 
 
 def _chat(text: str) -> ChatNotificationMessage:
@@ -131,7 +138,24 @@ class AnalyticsConsumer(Consumer):
                 payload=AnalyticsPayload(event=f"📊 Analytics: {payload.event}", data=payload.data)
             )
         )
+        await _record(self.websocket, payload)
 
     @event_handler(summary="Pass an event from outside on to the analytics clients")
     async def system_notify(self, event: SystemNotify) -> AnalyticsNotificationMessage:
         return AnalyticsNotificationMessage(payload=AnalyticsPayload(event=event.payload))
+
+    @event_handler(summary="Pass an analytics event with its data on to the analytics clients")
+    async def analytics_event(self, event: AnalyticsEvent) -> AnalyticsNotificationMessage:
+        return AnalyticsNotificationMessage(payload=event.payload)
+
+
+async def _record(websocket: WebSocket, payload: AnalyticsPayload) -> None:
+    """Hand the event to the analytics pipeline (a task), when the app has a task queue."""
+    app = websocket.scope.get("app")
+    tasks = getattr(getattr(app, "state", None), "tasks", None)
+    if tasks is None:
+        return
+    try:
+        await tasks.send("workers.tasks.record_analytics_event", payload.model_dump(mode="json"))
+    except Exception as exc:  # the broker is away: the frame was still answered
+        log.warning("could not record analytics event %r: %s", payload.event, exc)

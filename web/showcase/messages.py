@@ -95,3 +95,10 @@ class SystemPeriodicNotify(BaseMessage):
 
     action: Literal["system_periodic_notify"] = "system_periodic_notify"
     payload: str
+
+
+class AnalyticsEvent(BaseMessage):
+    """An analytics event with its data, from outside the web tier (tasks)."""
+
+    action: Literal["analytics_event"] = "analytics_event"
+    payload: AnalyticsPayload

@@ -1,0 +1,48 @@
+"""The Celery app, built from the settings: ``celery -A workers worker|beat|flower|call``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from web.settings import Settings
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings()
+    app = Celery("workers", broker=settings.broker_url, backend=settings.result_backend)
+    transport = {"visibility_timeout": settings.visibility_timeout}
+    app.conf.update(
+        include=["workers.tasks"],
+        task_default_queue=settings.celery_queue,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=24 * 3600,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        timezone="UTC",
+        beat_schedule={
+            "periodic-announcements": {
+                "task": "workers.tasks.periodic_announcements",
+                "schedule": settings.announcement_interval,
+            },
+            "analytics-summary": {
+                "task": "workers.tasks.publish_analytics_summary",
+                "schedule": settings.analytics_summary_interval,
+            },
+        },
+    )
+    app.conf.taskcast_settings = settings
+    return app
+
+
+app = create_celery()

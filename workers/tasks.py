@@ -1,0 +1,185 @@
+"""The tasks: what the seed's external sender did, plus the analytics pipeline.
+
+Call them by name: ``celery -A workers call workers.tasks.send_chat_message -a '["hi"]'``.
+They publish through one sync publisher per worker process, retry with backoff while Redis is
+away, and pass their task id as the idempotency key on reliable layers, so that a task delivered
+twice (its worker killed mid-task) broadcasts once. Bad arguments fail the task with a
+``ValueError`` that says what was wrong, before anything is broadcast.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Celery, Task, shared_task
+from pydantic import JsonValue, TypeAdapter, ValidationError
+
+from taskcast import BaseMessage, Consumer, LayerUnavailable, SyncPublisher
+from web.settings import Settings
+from web.showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
+from web.showcase.messages import (
+    AnalyticsEvent,
+    AnalyticsPayload,
+    SystemNotify,
+    SystemPeriodicNotify,
+)
+
+RETRY: dict[str, Any] = {
+    "autoretry_for": (LayerUnavailable, redis.RedisError),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,  # below the broker's visibility timeout
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+SEED_EVENTS = [
+    "user_login:john_doe",
+    "page_view:/dashboard",
+    "button_click:export_data",
+    "session_duration:1234",
+    "error:api_timeout",
+]
+SUMMARY_TITLE = "📈 Analytics summary"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the tasks of one Celery app share in a worker process: built on first use, reused
+    by every task after (redis-py's pools notice a fork and reconnect in the child)."""
+
+    settings: Settings
+    publisher: SyncPublisher
+    store: redis.Redis
+
+    def key(self, name: str) -> str:
+        return f"{self.settings.key_prefix}:{name}"
+
+
+@cache
+def resources(app: Celery) -> Resources:
+    settings: Settings = app.conf.taskcast_settings
+    return Resources(
+        settings,
+        SyncPublisher.from_configs(settings.layer_configs()),
+        redis.Redis.from_url(settings.redis_url),
+    )
+
+
+def _publish(
+    task: Task, consumer: type[Consumer], event: BaseMessage, key: str | None = None
+) -> None:
+    resources(task.app).publisher.publish(consumer, event, key=key)
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _check(adapter: TypeAdapter[Any], value: object, name: str) -> Any:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"invalid {name}: {problems}") from None
+
+
+@shared_task(bind=True, **RETRY)
+def send_chat_message(
+    self: Task, message: str = "🔔 System announcement: Welcome to the chat!"
+) -> str:
+    """Broadcast a system notice to the chat room (pub/sub)."""
+    text = _text(message, "message")
+    _publish(self, ChatConsumer, SystemNotify(payload=text))
+    return f"sent to the chat room: {text}"
+
+
+@shared_task(bind=True, **RETRY)
+def send_reliable_message(
+    self: Task,
+    message: str = "🔒 Important: System maintenance scheduled for tonight",
+    hold: float = 0.0,
+) -> str:
+    """Broadcast a system notice to the reliable room, once even if the task runs twice.
+    ``hold`` keeps the task running that many seconds after publishing: a way to watch a worker
+    killed mid-task redeliver it without a second broadcast."""
+    text = _text(message, "message")
+    if not isinstance(hold, int | float) or not 0 <= hold <= 60:
+        raise ValueError(f"hold must be a number of seconds from 0 to 60, not {hold!r}")
+    _publish(self, ReliableChatConsumer, SystemNotify(payload=text), key=self.request.id)
+    time.sleep(hold)
+    return f"sent to the reliable room: {text}"
+
+
+@shared_task(bind=True, **RETRY)
+def send_notification(
+    self: Task, message: str = "🚨 Alert: High CPU usage detected on server"
+) -> str:
+    """Broadcast a system notification to every notifications client (pub/sub)."""
+    text = _text(message, "message")
+    _publish(self, NotificationConsumer, SystemNotify(payload=text))
+    return f"sent to notifications: {text}"
+
+
+_DATA: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)
+_EVENTS: TypeAdapter[list[str | AnalyticsPayload]] = TypeAdapter(list[str | AnalyticsPayload])
+
+
+@shared_task(bind=True, **RETRY)
+def send_analytics_event(self: Task, event: str, data: Any = None) -> str:
+    """Broadcast one analytics event, with optional JSON data, to the analytics clients."""
+    payload = AnalyticsPayload(event=_text(event, "event"), data=_check(_DATA, data, "data"))
+    _publish(self, AnalyticsConsumer, AnalyticsEvent(payload=payload), key=self.request.id)
+    return f"sent analytics event {payload.event}"
+
+
+@shared_task(bind=True, **RETRY)
+def send_analytics_events(self: Task, events: Any = None) -> str:
+    """Broadcast several analytics events (names, or {"event", "data"} objects) in order;
+    by default the seed's five."""
+    items = _check(_EVENTS, SEED_EVENTS if events is None else events, "events")
+    for n, item in enumerate(items):
+        payload = item if isinstance(item, AnalyticsPayload) else AnalyticsPayload(event=item)
+        _text(payload.event, f"events[{n}].event")
+        event = AnalyticsEvent(payload=payload)
+        _publish(self, AnalyticsConsumer, event, key=f"{self.request.id}:{n}")
+    return f"sent {len(items)} analytics events"
+
+
+@shared_task(bind=True, **RETRY)
+def periodic_announcements(self: Task) -> str:
+    """Run by beat: alternately a chat announcement (odd runs) and a periodic system status
+    notification (even runs), numbered across restarts."""
+    shared = resources(self.app)
+    n = int(shared.store.incr(shared.key("announcements")))
+    if n % 2:
+        text = f"⏰ Hourly chat announcement #{n}"
+        _publish(self, ChatConsumer, SystemNotify(payload=text))
+    else:
+        text = f"🔔 System status update #{n}"
+        _publish(self, NotificationConsumer, SystemPeriodicNotify(payload=text))
+    return text
+
+
+@shared_task(bind=True, **RETRY)
+def record_analytics_event(self: Task, event: str, data: Any = None) -> int:
+    """Count one analytics event a client sent, by name; returns the new count."""
+    shared = resources(self.app)
+    return int(shared.store.hincrby(shared.key("analytics:counts"), _text(event, "event"), 1))
+
+
+@shared_task(bind=True, **RETRY)
+def publish_analytics_summary(self: Task) -> dict[str, int]:
+    """Run by beat: broadcast the counts of analytics events so far to the analytics clients."""
+    shared = resources(self.app)
+    raw = shared.store.hgetall(shared.key("analytics:counts"))
+    counts = {k.decode(): int(v) for k, v in sorted(raw.items())}
+    payload = AnalyticsPayload(event=SUMMARY_TITLE, data=counts)
+    _publish(self, AnalyticsConsumer, AnalyticsEvent(payload=payload), key=self.request.id)
+    return counts
