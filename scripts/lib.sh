@@ -42,3 +42,14 @@ ensure_redis() {  # start a private redis-server when none answers at $REDIS_URL
   echo "redis-server did not answer; see $dir/redis.log" >&2
   exit 1
 }
+
+ensure_compose() {  # for the test that checks docker-compose.yml; best effort, never fatal
+  docker compose version >/dev/null 2>&1 && return 0
+  command -v docker-compose >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing docker-compose (Debian package) to check docker-compose.yml…" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
+      >/dev/null 2>&1 || echo "could not install docker-compose; that test will be skipped" >&2
+  fi
+  return 0
+}

@@ -1,0 +1,86 @@
+"""POST /api/broadcast: a bearer token from settings; 202 and a task id, 401, 422; 404 when off."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from taskcast.testing import LiveServer, connect
+from web.app import create_app
+from web.settings import Settings
+
+pytestmark = pytest.mark.anyio
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def guarded(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(
+        create_app(settings.model_copy(update={"broadcast_token": SecretStr(TOKEN)}))
+    ) as live:
+        yield live
+
+
+async def test_a_valid_request_enqueues_the_task_and_the_clients_get_it(
+    worker: None, guarded: LiveServer
+) -> None:
+    async with connect(guarded.ws_url("/ws/notifications")) as client, httpx.AsyncClient() as http:
+        await client.expect("notification_broadcast")  # its own connect notice
+        response = await http.post(
+            f"{guarded.url}/api/broadcast",
+            json={"target": "notifications", "message": "deploy finished"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert response.status_code == 202
+        assert response.json()["task"] == "workers.tasks.send_notification"
+        assert len(response.json()["task_id"]) == 36
+        frame = await client.expect("notification_broadcast")
+        assert frame["payload"] == {"type": "system", "message": "deploy finished"}
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}]
+)
+async def test_a_missing_or_wrong_token_is_401(
+    guarded: LiveServer, headers: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{guarded.url}/api/broadcast", json={"target": "chat", "message": "x"}, headers=headers
+        )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"target": "everyone", "message": "x"}',
+        b'{"target": "chat"}',
+        b'{"target": "chat", "message": ""}',
+        b'{"target": "chat", "message": "x", "extra": 1}',
+        b"not json",
+    ],
+)
+async def test_a_bad_body_is_422(guarded: LiveServer, body: bytes) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{guarded.url}/api/broadcast",
+            content=body,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+async def test_without_a_token_configured_the_endpoint_is_off(server: LiveServer) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{server.url}/api/broadcast",
+            json={"target": "chat", "message": "x"},
+            headers={"Authorization": "Bearer anything"},
+        )
+    assert response.status_code == 404
