@@ -1,0 +1,176 @@
+"""Celery as an operator runs it: `celery call`, beat, a worker killed mid-task, Flower."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from celery import Celery
+
+from taskcast.testing import LiveServer, connect
+from web.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "TASKCAST_KEY_PREFIX": settings.key_prefix,
+        "TASKCAST_CELERY_QUEUE": settings.celery_queue,
+        **extra,
+    }
+
+
+class Process:
+    """A Celery command in the background; ``wait_for(text)`` waits for a line of its output."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        with self.changed:
+            found = self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
+        assert found, f"{text!r} not in the output:\n{''.join(self.lines[-30:])}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+async def test_celery_call_from_the_command_line(
+    worker: None, server: LiveServer, settings: Settings
+) -> None:
+    async with connect(server.ws_url("/ws/notifications")) as client:
+        await client.expect("notification_broadcast")
+        command = [sys.executable, "-m", "celery", "-A", "workers", "call"]
+        command += ["workers.tasks.send_notification", "-a", '["from the command line"]']
+        done = await asyncio.to_thread(
+            subprocess.run,
+            command,
+            env=environment(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.strip()) == 36  # the task id
+        frame = await client.expect("notification_broadcast")
+        assert frame["payload"] == {"type": "system", "message": "from the command line"}
+
+
+async def test_beat_runs_the_announcements_on_its_schedule(
+    worker: None, server: LiveServer, settings: Settings, processes: list[Process], tmp_path: Path
+) -> None:
+    async with connect(server.ws_url("/ws/chat")) as client:
+        await client.expect("chat_notification")  # its own join notice
+        env = environment(settings, TASKCAST_ANNOUNCEMENT_INTERVAL="0.5")
+        processes.append(Process(["beat", f"--schedule={tmp_path / 'schedule'}"], env))
+        frame = await client.expect("chat_notification", timeout=20)
+        assert frame["payload"]["message"] == "⏰ Hourly chat announcement #1"
+
+
+async def test_a_task_whose_worker_is_killed_mid_task_broadcasts_once(
+    server: LiveServer, settings: Settings, celery_app: Celery, processes: list[Process]
+) -> None:
+    env = environment(settings)
+    worker = Process(["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO"], env)
+    processes.append(worker)
+    worker.wait_for("ready.")
+    async with connect(server.ws_url("/ws/reliable")) as client:
+        await client.expect("reliable_chat_notification")  # its own join notice
+        task = celery_app.send_task(
+            "workers.tasks.send_reliable_message", kwargs={"message": "once", "hold": 2}
+        )
+        assert (await client.expect("reliable_chat_notification"))["payload"]["message"] == "once"
+        pgrep = ["pgrep", "-P", str(worker.process.pid)]
+        found = await asyncio.to_thread(subprocess.run, pgrep, capture_output=True, text=True)
+        children = found.stdout.split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)  # mid-task: published, not yet acknowledged
+        worker.wait_for("WorkerLostError")
+        assert await asyncio.to_thread(task.get, timeout=30) == "sent to the reliable room: once"
+        after = celery_app.send_task(
+            "workers.tasks.send_reliable_message", kwargs={"message": "after"}
+        )
+        await asyncio.to_thread(after.get, timeout=30)
+        # The rerun published with the same task id: nothing between "once" and "after".
+        assert (await client.expect("reliable_chat_notification"))["payload"]["message"] == "after"
+
+
+async def test_flower_lists_the_tasks_that_ran_behind_basic_auth(
+    worker: None, settings: Settings, celery_app: Celery, processes: list[Process]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = environment(settings, TASKCAST_FLOWER_PORT=str(port), TASKCAST_FLOWER_PASSWORD="pw")
+    flower = subprocess.Popen([sys.executable, "-m", "workers.flower"], env=env)  # noqa: ASYNC220
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await http.get("/healthcheck")).status_code in (200, 401):
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "Flower did not start"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # let it subscribe to the worker's events
+            task = celery_app.send_task("workers.tasks.send_chat_message", kwargs={"message": "x"})
+            await asyncio.to_thread(task.get, timeout=30)
+            assert (await http.get("/api/tasks")).status_code == 401
+            tasks: dict[str, Any] = {}
+            while task.id not in tasks:
+                assert time.monotonic() < deadline + 30, "Flower never listed the task"
+                await asyncio.sleep(0.2)
+                tasks = (await http.get("/api/tasks", auth=("taskcast", "pw"))).json()
+            assert tasks[task.id]["name"] == "workers.tasks.send_chat_message"
+    finally:
+        flower.terminate()
+        flower.wait(timeout=20)
