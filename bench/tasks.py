@@ -122,7 +122,7 @@ def main() -> None:
             "PORT": str(port),
             "TASKCAST_LOG_LEVEL": "warning",
         }
-        env |= {"TASKCAST_KEY_PREFIX": prefix, "TASKCAST_CELERY_QUEUE": f"{prefix}:tasks"}
+        env |= {"TASKCAST_KEY_PREFIX": prefix}
         web = start([sys.executable, "-m", "web"], env)
         worker = start(
             [

@@ -9,12 +9,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+
+from taskcast.testing import LiveServer
+from web.app import create_app
+from web.settings import Settings
 
 REDIS_URL = (
     os.environ.get("TASKCAST_TEST_REDIS_URL")
@@ -42,6 +48,32 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         pytest.fail(f"no Redis at {REDIS_URL} ({exc}); scripts/test starts one")
     return REDIS_URL
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An async Redis client on the suite's Redis, to look at what the code under test wrote."""
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str) -> Settings:
+    """Settings for an app of this test's own: its key prefix and its task queue."""
+    return Settings(redis_url=redis_url, key_prefix=key_prefix)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+@pytest.fixture
+def server(app: Starlette) -> Iterator[LiveServer]:
+    """The app under a real uvicorn on a free port."""
+    with LiveServer(app) as live:
+        yield live
 
 
 @pytest.fixture

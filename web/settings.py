@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # the broker's visibility timeout (s; above every countdown and retry backoff), Flower.
     celery_broker_url: str | None = None
     celery_result_backend: str | None = None
-    celery_queue: str = "taskcast"
+    celery_queue: str = "tasks"
     visibility_timeout: PositiveInt = 3600
     announcement_interval: PositiveFloat = 60.0
     analytics_summary_interval: PositiveFloat = 30.0

@@ -10,7 +10,9 @@ from web.settings import Settings
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings()
     app = Celery("workers", broker=settings.broker_url, backend=settings.result_backend)
-    transport = {"visibility_timeout": settings.visibility_timeout}
+    # Every Celery key (queues, results, bindings) under the settings' key prefix.
+    prefix = {"global_keyprefix": f"{settings.key_prefix}:"}
+    transport = {"visibility_timeout": settings.visibility_timeout, **prefix}
     app.conf.update(
         include=["workers.tasks"],
         task_default_queue=settings.celery_queue,
@@ -25,7 +27,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=transport,
-        result_backend_transport_options=transport,
+        result_backend_transport_options=prefix,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_track_started=True,

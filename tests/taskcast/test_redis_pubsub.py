@@ -31,13 +31,6 @@ async def layer(redis_url: str, key_prefix: str) -> AsyncIterator[RedisPubSubLay
     await layer.close()
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @pytest.mark.parametrize("audience", [10, 1000])
 async def test_one_publish_per_broadcast_whatever_the_audience(
     layer: RedisPubSubLayer, client: aioredis.Redis, audience: int, recorder: Any

@@ -28,13 +28,6 @@ async def layer(redis_url: str, key_prefix: str) -> AsyncIterator[RedisReliableL
     await layer.close()
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def test_live_members_get_every_entry_in_order_with_its_position(
     layer: RedisReliableLayer, recorder: Any
 ) -> None:

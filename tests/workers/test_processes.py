@@ -29,7 +29,6 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         **os.environ,
         "REDIS_URL": settings.redis_url,
         "TASKCAST_KEY_PREFIX": settings.key_prefix,
-        "TASKCAST_CELERY_QUEUE": settings.celery_queue,
         **extra,
     }
 
