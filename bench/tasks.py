@@ -48,11 +48,7 @@ async def measure(target: str, count: int, rate: float, env: dict[str, str], por
     from workers.app import create_celery
 
     path, task = TARGETS[target]
-    settings = Settings(
-        redis_url=REDIS_URL,
-        key_prefix=env["TASKCAST_KEY_PREFIX"],
-        celery_queue=env["TASKCAST_CELERY_QUEUE"],
-    )
+    settings = Settings(redis_url=REDIS_URL, key_prefix=env["TASKCAST_KEY_PREFIX"])
     celery = create_celery(settings)
     received: dict[str, float] = {}
     changed = asyncio.Event()
