@@ -53,3 +53,12 @@ ensure_compose() {  # for the test that checks docker-compose.yml; best effort, 
   fi
   return 0
 }
+
+ensure_asyncapi_parser() {  # the official AsyncAPI parser (npm), for the document's validity test
+  [ -d tools/asyncapi/node_modules/@asyncapi/parser ] && return 0
+  if command -v npm >/dev/null; then
+    (cd tools/asyncapi && npm install --silent --no-audit --no-fund) \
+      || echo "could not install @asyncapi/parser; that test will fail" >&2
+  fi
+  return 0
+}

@@ -15,6 +15,7 @@ from taskcast import LayerRegistry, Publisher
 from workers.app import create_celery
 
 from .api import broadcast
+from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
 from .settings import Settings
 from .showcase import ENDPOINTS
 from .tasks import TaskQueue
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, name="healthz"),
         Route("/readyz", readyz, name="readyz"),
         Route("/api/broadcast", broadcast, methods=["POST"], name="broadcast"),
+        Route("/asyncapi.json", asyncapi_json, name="asyncapi_json"),
+        Route("/asyncapi.yaml", asyncapi_yaml, name="asyncapi_yaml"),
+        Route("/asyncapi", asyncapi_page, name="asyncapi"),
     ]
     routes += [
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
@@ -47,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.layers = layers
     app.state.publisher = Publisher(layers)
     app.state.tasks = TaskQueue(create_celery(settings))
+    app.state.asyncapi = {}
     return app
 
 

@@ -63,6 +63,9 @@ class Consumer:
 
     layer_alias: ClassVar[str | None] = None
     groups: ClassVar[tuple[str, ...]] = ()
+    # For the documentation: tags, and what on_connect/on_disconnect broadcast.
+    tags: ClassVar[tuple[str, ...]] = ()
+    notices: ClassVar[tuple[type[BaseMessage], ...]] = ()
     handlers: ClassVar[HandlerTable]
 
     def __init_subclass__(cls, **kwargs: object) -> None:

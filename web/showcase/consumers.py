@@ -46,6 +46,8 @@ class ChatConsumer(Consumer):
 
     layer_alias = "chat"
     groups = ("chat_room",)
+    tags = ("chat", "showcase")
+    notices = (ChatNotificationMessage,)
 
     async def on_connect(self) -> None:
         await self.broadcast(_chat("📢 Someone joined the chat"))
@@ -72,6 +74,8 @@ class ReliableChatConsumer(Consumer):
 
     layer_alias = "queue"
     groups = ("reliable_chat",)
+    tags = ("chat", "reliable", "showcase")
+    notices = (ReliableChatNotificationMessage,)
 
     async def on_connect(self) -> None:
         await self.broadcast(_reliable("🔒 Reliable chat connection established!"))
@@ -97,6 +101,8 @@ class NotificationConsumer(Consumer):
 
     layer_alias = "notifications"
     groups = ("notifications",)
+    tags = ("notifications", "showcase")
+    notices = (NotificationBroadcastMessage,)
 
     async def on_connect(self) -> None:
         await self.broadcast(_notification("system", "🔔 Connected to notifications!"))
@@ -125,6 +131,7 @@ class AnalyticsConsumer(Consumer):
 
     layer_alias = "analytics"
     groups = ("analytics",)
+    tags = ("analytics", "showcase")
 
     @ws_handler(
         summary="Handle analytics events",

@@ -1,0 +1,229 @@
+"""The AsyncAPI 3.0.0 document, read from consumers, their handlers and their message models.
+
+One channel per endpoint; a ``receive`` operation per client action (with its reply where the
+handler returns one); a ``send`` operation per message the server sends — replies, broadcasts,
+event-driven frames, connect/disconnect notices, errors, and on layers that keep messages the loss
+notice (``gap``) and the ``cursor`` that frames carry and the URL takes back.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.routing import BaseRoute, WebSocketRoute
+
+from ..consumer import Consumer, ConsumerApp
+from ..messages import BaseMessage, ErrorMessage, GapMessage
+from ..protocol import MAX_REF_LENGTH
+
+__all__ = ["build_document", "consumer_routes"]
+
+Json = dict[str, Any]
+
+
+def consumer_routes(routes: Iterable[BaseRoute]) -> dict[str, ConsumerApp]:
+    """The consumer endpoints among an app's routes, by path."""
+    return {
+        route.path: route.endpoint
+        for route in routes
+        if isinstance(route, WebSocketRoute) and isinstance(route.endpoint, ConsumerApp)
+    }
+
+
+def build_document(
+    endpoints: Mapping[str, ConsumerApp],
+    *,
+    title: str,
+    version: str,
+    host: str,
+    description: str = "",
+    protocol: str = "ws",
+) -> Json:
+    """The document for ``endpoints`` (path → consumer app), served at ``host``."""
+    builder = _Builder()
+    for path, app in endpoints.items():
+        builder.add(
+            path, app.consumer, keeps_messages=bool(getattr(app.layer, "keeps_messages", False))
+        )
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": title, "version": version, "description": description or title},
+        "defaultContentType": "application/json",
+        "servers": {"default": {"host": host, "protocol": protocol, "description": "This server"}},
+        "channels": builder.channels,
+        "operations": builder.operations,
+        "components": {"messages": builder.messages, "schemas": builder.schemas},
+    }
+
+
+def _doc(obj: object) -> tuple[str | None, str | None]:
+    text = inspect.getdoc(obj) or ""
+    if not text:
+        return None, None
+    first, _, rest = text.partition("\n\n")
+    return " ".join(first.split()), " ".join(rest.split()) or None
+
+
+def _ident(text: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    return words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:] if w)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.channels: Json = {}
+        self.operations: Json = {}
+        self.messages: Json = {}
+        self.schemas: Json = {}
+
+    def add(self, path: str, consumer: type[Consumer], *, keeps_messages: bool) -> None:
+        channel_id = _ident(path.strip("/") or "root")
+        summary, details = _doc(consumer)
+        channel: Json = {"address": path, "title": consumer.__name__, "messages": {}}
+        if summary:
+            channel["description"] = f"{summary} {details or ''}".strip()
+        if keeps_messages:
+            channel["bindings"] = {"ws": {"bindingVersion": "0.1.0", "query": _CURSOR_QUERY}}
+        self.channels[channel_id] = channel
+        tags = [{"name": tag} for tag in consumer.tags]
+
+        def ref(model: type[BaseMessage], *, carries_cursor: bool = False) -> Json:
+            key = self._message(model, carries_cursor=carries_cursor)
+            channel["messages"][key] = {"$ref": f"#/components/messages/{key}"}
+            return {"$ref": f"#/channels/{channel_id}/messages/{key}"}
+
+        def operation(name: str, body: Json, spec_tags: Iterable[str] = ()) -> None:
+            all_tags = tags + [{"name": t} for t in spec_tags if {"name": t} not in tags]
+            if all_tags:
+                body["tags"] = all_tags
+            self.operations[f"{channel_id}{name[:1].upper()}{name[1:]}"] = {
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                **body,
+            }
+
+        for action, handler in sorted(consumer.handlers.ws.items()):
+            body: Json = {"action": "receive", "messages": [ref(handler.input_type)]}
+            body |= _texts(handler.summary, handler.spec.description or _doc(handler.func)[1])
+            if handler.outputs:
+                body["reply"] = {
+                    "channel": {"$ref": f"#/channels/{channel_id}"},
+                    "messages": [ref(model) for model in handler.outputs],
+                }
+            operation(f"receive_{action}", body, handler.spec.tags)
+            for model in handler.spec.broadcasts:
+                sent = {"action": "send", "messages": [ref(model, carries_cursor=keeps_messages)]}
+                sent |= _texts(
+                    f"Broadcast by {action}",
+                    f"Sent to every member of the groups when a client sends {action}.",
+                )
+                operation(f"send_{model.action_name}_after_{action}", sent)
+        for action, handler in sorted(consumer.handlers.events.items()):
+            if not handler.outputs:
+                continue
+            sent = {
+                "action": "send",
+                "messages": [ref(m, carries_cursor=keeps_messages) for m in handler.outputs],
+            }
+            sent |= _texts(
+                handler.summary, f"Sent when a {action} event is published to the groups."
+            )
+            operation(f"send_on_{action}", sent, handler.spec.tags)
+        notices = consumer.notices
+        if notices:
+            sent = {
+                "action": "send",
+                "messages": [ref(m, carries_cursor=keeps_messages) for m in notices],
+            }
+            sent |= _texts(
+                "Connect and disconnect notices",
+                "Broadcast to the groups when a client joins or leaves.",
+            )
+            operation("send_notices", sent)
+        errors = {"action": "send", "messages": [ref(ErrorMessage)]}
+        errors |= _texts("Errors", "Sent when a frame cannot be handled; the socket stays open.")
+        operation("send_error", errors)
+        if keeps_messages:
+            gap = {"action": "send", "messages": [ref(GapMessage, carries_cursor=True)]}
+            gap |= _texts("Loss notice", _doc(GapMessage)[0])
+            operation("send_gap", gap)
+
+    def _message(self, model: type[BaseMessage], *, carries_cursor: bool) -> str:
+        key = model.__name__ + ("WithCursor" if carries_cursor else "")
+        if key in self.messages:
+            return key
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        self.schemas.update(schema.pop("$defs", {}))
+        properties = schema.setdefault("properties", {})
+        properties["ref"] = {
+            "type": "string",
+            "maxLength": MAX_REF_LENGTH,
+            "description": "Set by the client; a reply carries the request's ref.",
+        }
+        if carries_cursor:
+            properties["cursor"] = {
+                "type": "string",
+                "description": "Opaque resume position: reconnect with ?cursor=<it> to resume.",
+            }
+        summary, details = _doc(model)
+        message: Json = {
+            "name": model.action_name,
+            "title": model.__name__,
+            "payload": schema,
+            "examples": [{"name": model.action_name, "payload": _example(schema, self.schemas)}],
+        }
+        message |= _texts(summary, details)
+        self.messages[key] = message
+        return key
+
+
+def _texts(summary: str | None, description: str | None) -> Json:
+    texts: Json = {}
+    if summary:
+        texts["summary"] = summary
+    if description:
+        texts["description"] = description
+    return texts
+
+
+_CURSOR_QUERY: Json = {
+    "type": "object",
+    "properties": {
+        "cursor": {
+            "type": "string",
+            "description": "The last cursor received: the server first sends what was missed.",
+        }
+    },
+}
+
+
+_ENVELOPE_EXTRAS = {"ref", "cursor"}  # optional envelope fields, left out of the examples
+
+
+def _example(schema: Json, definitions: Json, depth: int = 0) -> Any:
+    """A value that matches ``schema``: its example, const or default when it has one."""
+    if "$ref" in schema:
+        return _example(definitions[schema["$ref"].rsplit("/", 1)[1]], definitions, depth + 1)
+    for key in ("examples", "const", "default"):
+        if key in schema and (key != "default" or schema[key] is not None):
+            return schema[key][0] if key == "examples" else schema[key]
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return _example(options[0], definitions, depth + 1)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {
+            name: _example(sub, definitions, depth + 1)
+            for name, sub in schema.get("properties", {}).items()
+            if name not in _ENVELOPE_EXTRAS and depth < 8
+        }
+    if kind == "array":
+        return [_example(schema.get("items", {}), definitions, depth + 1)] if depth < 8 else []
+    return {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
+        str(kind), "text"
+    )
