@@ -79,5 +79,6 @@ async def index(request: Request) -> Response:
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         "<title>Taskcast showcase</title></head><body><h1>Taskcast showcase</h1>"
         f'<p>WebSocket endpoints (JSON frames: <code>{{"action", "payload", "ref"?}}</code>):'
-        f"</p><ul>\n{rows}\n</ul><p><a href=/healthz>/healthz</a></p></body></html>"
+        f"</p><ul>\n{rows}\n</ul><p><a href=/asyncapi>The WebSocket API (AsyncAPI)</a> · "
+        "<a href=/asyncapi.json>asyncapi.json</a> · <a href=/healthz>/healthz</a></p></body></html>"
     )

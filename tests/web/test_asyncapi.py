@@ -80,7 +80,7 @@ def test_everything_the_server_sends_is_a_send_operation(document: dict[str, Any
     for op in operations_of(document, "wsNotifications").values():
         if op["action"] == "send":
             sent |= messages_of(document, op)
-    assert sent == {"notification_broadcast", "error"}
+    assert sent == {"notification_broadcast", "error", "pong"}  # pong: the reply to ping
     summaries = {op.get("summary") for op in operations_of(document, "wsNotifications").values()}
     assert "Pass a periodic notice on as a periodic notification" in summaries
     assert "Connect and disconnect notices" in summaries

@@ -108,11 +108,16 @@ class _Builder:
             body: Json = {"action": "receive", "messages": [ref(handler.input_type)]}
             body |= _texts(handler.summary, handler.spec.description or _doc(handler.func)[1])
             if handler.outputs:
+                replies = [ref(model) for model in handler.outputs]
                 body["reply"] = {
                     "channel": {"$ref": f"#/channels/{channel_id}"},
-                    "messages": [ref(model) for model in handler.outputs],
+                    "messages": replies,
                 }
             operation(f"receive_{action}", body, handler.spec.tags)
+            if handler.outputs:
+                reply = {"action": "send", "messages": replies}
+                reply |= _texts(f"Reply to {action}", "Sent to the client that sent the frame.")
+                operation(f"send_reply_to_{action}", reply, handler.spec.tags)
             for model in handler.spec.broadcasts:
                 sent = {"action": "send", "messages": [ref(model, carries_cursor=keeps_messages)]}
                 sent |= _texts(
