@@ -5,11 +5,13 @@ from __future__ import annotations
 import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from taskcast import LayerRegistry, Publisher
 from workers.app import create_celery
@@ -19,6 +21,9 @@ from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
 from .settings import Settings
 from .showcase import ENDPOINTS
 from .tasks import TaskQueue
+
+STATIC = Path(__file__).parent / "static"
+SHOWCASE = (STATIC / "showcase.html").read_text()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -41,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/asyncapi.json", asyncapi_json, name="asyncapi_json"),
         Route("/asyncapi.yaml", asyncapi_yaml, name="asyncapi_yaml"),
         Route("/asyncapi", asyncapi_page, name="asyncapi"),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     routes += [
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
@@ -67,18 +73,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    rows = "\n".join(
-        f"<li><code>{html.escape(path)}</code> — {html.escape(consumer.__name__)} on the "
-        f"<code>{html.escape(consumer.layer_alias or '')}</code> layer: "
-        f"{html.escape((consumer.__doc__ or '').strip())}<br>actions: "
-        f"{html.escape(', '.join(sorted(consumer.handlers.ws)))}</li>"
-        for path, consumer in ENDPOINTS.items()
-    )
-    return HTMLResponse(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        "<title>Taskcast showcase</title></head><body><h1>Taskcast showcase</h1>"
-        f'<p>WebSocket endpoints (JSON frames: <code>{{"action", "payload", "ref"?}}</code>):'
-        f"</p><ul>\n{rows}\n</ul><p><a href=/asyncapi>The WebSocket API (AsyncAPI)</a> · "
-        "<a href=/asyncapi.json>asyncapi.json</a> · <a href=/healthz>/healthz</a></p></body></html>"
-    )
+    """The showcase page: the four consumers in one timeline."""
+    settings: Settings = request.app.state.settings
+    flower = f"{request.url.scheme}://{request.url.hostname}:{settings.flower_port}/"
+    return HTMLResponse(SHOWCASE.replace("{flower_url}", html.escape(flower, quote=True)))

@@ -350,7 +350,8 @@ class Consumer:
     def _framed(self, delivery: Delivery, body: str | None) -> str | None:
         if body is None or delivery.position is None:
             return body
-        return self._with_cursor(delivery, delivery.position, body)
+        text = self._with_cursor(delivery, delivery.position, body)
+        return f'{text[:-1]},"replayed":true}}' if delivery.replayed else text
 
     def _with_cursor(self, delivery: Delivery, position: Position, text: str) -> str:
         """``text`` with this socket's cursor after ``position``. A socket in one reliable group

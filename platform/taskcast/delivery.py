@@ -47,6 +47,7 @@ class Delivery:
         "gap",
         "group",
         "position",
+        "replayed",
         "text",
     )
 
@@ -67,6 +68,7 @@ class Delivery:
         self.action: str | None = event.get("action") if event is not None else None
         self.exclude = exclude
         self.position = position
+        self.replayed = False  # set on what a reliable layer replays to a resuming member
         self.cache: dict[Hashable, str] = {}
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
 

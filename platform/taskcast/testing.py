@@ -263,13 +263,16 @@ def connect(url: str, **options: Any) -> LiveClient:
 class LiveServer:
     """Runs an ASGI app under a real uvicorn server on a free port, in a background thread."""
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", **config: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, **config: Any
+    ) -> None:
+        """``port=0`` picks a free port; give one to start a server again where it was."""
         self.host = host
         config.setdefault("ws", "websockets-sansio")
         config.setdefault("log_level", "warning")
         config.setdefault("lifespan", "on")
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, **config))
-        self.port = 0
+        self.port = port
         self._thread: threading.Thread | None = None
 
     @property
@@ -282,7 +285,7 @@ class LiveServer:
     def __enter__(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, daemon=True

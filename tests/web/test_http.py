@@ -10,11 +10,13 @@ def test_healthz(server: LiveServer) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_the_index_page_lists_the_four_endpoints(server: LiveServer) -> None:
+def test_the_index_is_the_showcase_page(server: LiveServer) -> None:
     response = httpx.get(server.url, timeout=5)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    for path in ["/ws/chat", "/ws/reliable", "/ws/notifications", "/ws/analytics"]:
-        assert f"<code>{path}</code>" in response.text
-    assert "reliable_chat, ping" not in response.text  # actions are sorted
-    assert "ping, reliable_chat" in response.text
+    for source in ["chat", "reliable", "notification", "analytics"]:
+        assert f'id="socket-{source}"' in response.text
+    assert 'href="/asyncapi"' in response.text
+    assert f'href="http://{server.host}:5555/"' in response.text  # Flower, from the settings
+    for asset in ["/static/showcase.js", "/static/showcase.css"]:
+        assert httpx.get(f"{server.url}{asset}", timeout=5).status_code == 200

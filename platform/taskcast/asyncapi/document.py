@@ -172,6 +172,10 @@ class _Builder:
                 "type": "string",
                 "description": "Opaque resume position: reconnect with ?cursor=<it> to resume.",
             }
+            properties["replayed"] = {
+                "type": "boolean",
+                "description": "True on what a resuming client receives before the live frames.",
+            }
         summary, details = _doc(model)
         message: Json = {
             "name": model.action_name,
@@ -204,7 +208,11 @@ _CURSOR_QUERY: Json = {
 }
 
 
-_ENVELOPE_EXTRAS = {"ref", "cursor"}  # optional envelope fields, left out of the examples
+_ENVELOPE_EXTRAS = {
+    "ref",
+    "cursor",
+    "replayed",
+}  # optional envelope fields, left out of the examples
 
 
 def _example(schema: Json, definitions: Json, depth: int = 0) -> Any:

@@ -177,6 +177,7 @@ class RedisReliableLayer:
                 delivery = _entry(group, entry_id, fields)
                 if delivery is None or delivery.position is None:
                     continue
+                delivery.replayed = True
                 if delivery.position.seq > seq + 1 and not told:
                     self._gap(member, group, "trimmed", Position(epoch, after, seq))
                 told = True
