@@ -62,3 +62,13 @@ ensure_asyncapi_parser() {  # the official AsyncAPI parser (npm), for the docume
   fi
   return 0
 }
+
+ensure_chromium() {  # Debian's Chromium for the page tests (Playwright cannot download browsers here)
+  command -v chromium >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing chromium (Debian package) for the page tests…" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      >/dev/null 2>&1 || echo "could not install chromium; the page tests will be skipped" >&2
+  fi
+  return 0
+}

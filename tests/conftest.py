@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
 from starlette.applications import Starlette
 
 from taskcast.testing import LiveServer
 from web.app import create_app
 from web.settings import Settings
+from workers.app import create_celery
 
 REDIS_URL = (
     os.environ.get("TASKCAST_TEST_REDIS_URL")
@@ -74,6 +77,22 @@ def server(app: Starlette) -> Iterator[LiveServer]:
     """The app under a real uvicorn on a free port."""
     with LiveServer(app) as live:
         yield live
+
+
+@pytest.fixture
+def celery_app(settings: Settings) -> Celery:
+    import workers.tasks  # noqa: F401 - registers the tasks on every app
+
+    return create_celery(settings)
+
+
+@pytest.fixture
+def worker(celery_app: Celery) -> Iterator[None]:
+    """A real worker, in-process (threads), on real Redis (celery.contrib.testing)."""
+    with start_worker(
+        celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
+    ):
+        yield
 
 
 @pytest.fixture
