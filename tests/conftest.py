@@ -218,9 +218,9 @@ class WebProcess:
             self.process.wait(timeout=10)
             self.process = None
 
-    def stop(self) -> int:
+    def stop(self, sig: int = signal.SIGINT) -> int:
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(sig)
         code = self.process.wait(timeout=15)
         self.process = None
         return code

@@ -1,17 +1,46 @@
-"""``python -m web``: serve the web tier with uvicorn, configured from the settings."""
+"""``python -m web``: serve the web tier with uvicorn, configured from the settings.
+
+On SIGTERM or SIGINT the sockets are closed first, with 1001 (going away), so that clients
+reconnect elsewhere and resume from their cursors; then uvicorn stops as usual.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from types import FrameType
+
 import uvicorn
 
+from .app import create_app
 from .settings import Settings
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app_state: object) -> None:
+        super().__init__(config)
+        self.app_state = app_state
+        self.going_away: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.going_away is None and self.started:
+            self.going_away = asyncio.get_running_loop().create_task(
+                self.close_then_exit(sig, frame)
+            )
+        else:
+            super().handle_exit(sig, frame)
+
+    async def close_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.app_state.connections.close_all(), 5)  # type: ignore[attr-defined]
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(
-        "web.app:create_app",
-        factory=True,
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -23,6 +52,8 @@ def main() -> None:
         # saves little on small JSON frames. TASKCAST_WS_COMPRESSION=true turns it on.
         ws_per_message_deflate=settings.ws_compression,
     )
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+        Server(config, app.state).run()
 
 
 if __name__ == "__main__":

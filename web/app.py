@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from taskcast import LayerRegistry, Publisher
+from taskcast.consumer import Connections
 from workers.app import create_celery
 
 from .api import broadcast
@@ -29,7 +30,8 @@ SHOWCASE = (STATIC / "showcase.html").read_text()
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     layers = LayerRegistry.from_configs(settings.layer_configs())
-    options = settings.consumer_options()
+    connections = Connections()
+    options = settings.consumer_options(connections)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.layers = layers
+    app.state.connections = connections
     app.state.publisher = Publisher(layers)
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}

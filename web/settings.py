@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskcast import ConsumerOptions, LayerConfig
+from taskcast.consumer import Connections
+from taskcast.guards import TokenAuthenticator
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     max_frame_bytes: PositiveInt = 65_536
     outbox_size: PositiveInt = 1_024
     ws_compression: bool = False
+    # Origins allowed besides the app's own host ("*": any), for WebSocket handshakes.
+    allowed_origins: list[str] = []
+    # WebSocket tokens: token → paths it may open (null: all). Empty: the endpoints are open.
+    ws_tokens: dict[str, list[str] | None] = {}
+    # Frames a client may send a second, with a burst; past it rate_limited errors, then 1008.
+    rate_per_second: PositiveFloat | None = 50.0
+    rate_burst: PositiveInt = 100
 
     # Workers: the Celery broker and result backend (default REDIS_URL), the beat intervals (s),
     # the broker's visibility timeout (s; above every countdown and retry backoff), Flower.
@@ -89,5 +98,13 @@ class Settings(BaseSettings):
             "analytics": layer("analytics", self.analytics_expiry, self.analytics_capacity),
         }
 
-    def consumer_options(self) -> ConsumerOptions:
-        return ConsumerOptions(max_frame_bytes=self.max_frame_bytes, outbox_size=self.outbox_size)
+    def consumer_options(self, connections: Connections | None = None) -> ConsumerOptions:
+        return ConsumerOptions(
+            connections=connections,
+            max_frame_bytes=self.max_frame_bytes,
+            outbox_size=self.outbox_size,
+            allowed_origins=frozenset(self.allowed_origins),
+            authenticator=TokenAuthenticator(self.ws_tokens) if self.ws_tokens else None,
+            rate=self.rate_per_second,
+            burst=self.rate_burst,
+        )

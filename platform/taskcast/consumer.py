@@ -22,18 +22,20 @@ from .cursor import Position, decode_cursor, encode_cursor
 from .delivery import Delivery, pack_message
 from .eager import Suspended, finish, step
 from .exceptions import ConnectionRefused, DefinitionError, LayerUnavailable
+from .guards import Authenticator, TokenBucket, origin_allowed
 from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .outbox import Outbox, Overflow
 from .protocol import Rejected, decode, encode
 
-__all__ = ["Consumer", "ConsumerApp", "ConsumerOptions"]
+__all__ = ["Connections", "Consumer", "ConsumerApp", "ConsumerOptions"]
 
 log = logging.getLogger("taskcast.consumer")
 
 INTERNAL_ERROR = ErrorMessage.of("internal_error", "The server could not handle this frame")
 UNAVAILABLE = ErrorMessage.of("unavailable", "A backend is unavailable; try again shortly")
+RATE_LIMITED = encode(ErrorMessage.of("rate_limited", "Too many frames; slow down"))
 BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not accepted"))
 INVALID_CURSOR = encode(
     ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
@@ -53,6 +55,17 @@ class ConsumerOptions:
 
     max_frame_bytes: int = 65_536
     outbox_size: int = 1_024
+    # Origins allowed besides the app's own host ("*": any). See guards.origin_allowed.
+    allowed_origins: frozenset[str] = frozenset()
+    # The default authenticator of the app's consumers (a consumer's own `authenticator` wins).
+    authenticator: Authenticator | None = None
+    # Frames a second per socket, with a burst; past it `rate_limited` errors, and after
+    # `rate_strikes` of them in a row the socket is closed with 1008.
+    rate: float | None = None
+    burst: int = 20
+    rate_strikes: int = 20
+    # Where open sockets are tracked, so that a shutting-down server can close them (1001).
+    connections: Connections | None = None
     # None: close (1013) a socket that falls behind on a layer that keeps messages, so that it
     # resumes from its position; drop its oldest frames on any other.
     overflow: Overflow | None = field(default=None)
@@ -66,6 +79,7 @@ class Consumer:
     # For the documentation: tags, and what on_connect/on_disconnect broadcast.
     tags: ClassVar[tuple[str, ...]] = ()
     notices: ClassVar[tuple[type[BaseMessage], ...]] = ()
+    authenticator: ClassVar[Authenticator | None] = None
     handlers: ClassVar[HandlerTable]
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -108,7 +122,11 @@ class Consumer:
     # Hooks -----------------------------------------------------------------------------------
 
     async def authenticate(self) -> None:
-        """Raise ``ConnectionRefused`` to refuse the connection; runs before accept."""
+        """Raise ``ConnectionRefused`` to refuse the connection; runs before accept. By default
+        the consumer's ``authenticator``, else the app's (``ConsumerOptions.authenticator``)."""
+        authenticator = type(self).authenticator or self.options.authenticator
+        if authenticator is not None:
+            await authenticator(self.websocket, type(self))
 
     async def on_connect(self) -> None:
         """Runs once the socket is accepted and has joined its groups."""
@@ -187,6 +205,10 @@ class Consumer:
     # The connection's life -------------------------------------------------------------------
 
     async def run(self) -> None:
+        if not origin_allowed(self.websocket, self.options.allowed_origins):
+            log.warning("refused a handshake from origin %r", self.websocket.headers.get("origin"))
+            await self.websocket.close(1008)  # before accept: the server answers 403
+            return
         try:
             await self.authenticate()
         except ConnectionRefused as refusal:
@@ -216,6 +238,8 @@ class Consumer:
         await self.websocket.accept()
         self._pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
         self._in_flight = bool(self._outbox)
+        if self.options.connections is not None:
+            self.options.connections.add(self)
         code = 1006
         try:
             await self.on_connect()
@@ -230,6 +254,8 @@ class Consumer:
             await self._close(1011, "internal error")
         finally:
             # Also reached on cancellation (server shutdown): leave the groups before the hook.
+            if self.options.connections is not None:
+                self.options.connections.discard(self)
             await self._leave(joined)
             self._pump.cancel()
             try:
@@ -261,10 +287,22 @@ class Consumer:
 
     async def _receive_loop(self) -> int:
         limit = self.options.max_frame_bytes
+        rate = self.options.rate
+        bucket = TokenBucket(rate, self.options.burst) if rate else None
+        strikes = 0
         while True:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return int(message.get("code") or 1005)
+            if bucket is not None:
+                if not bucket.take():
+                    strikes += 1
+                    if strikes >= self.options.rate_strikes:
+                        await self._close(1008, "too many frames")
+                        return 1008
+                    self._queue(RATE_LIMITED)
+                    continue
+                strikes = 0
             text: str | None = message.get("text")
             size = len(message.get("bytes") or b"") if text is None else _utf8_size(text, limit)
             if size > limit:
@@ -379,6 +417,11 @@ class Consumer:
             )
             return None
 
+    async def going_away(self) -> None:
+        """Close the socket with 1001, as a server does when it stops: the client reconnects
+        (to another process) and resumes from its cursor."""
+        await self._close(1001, "server going away")
+
     async def _close(self, code: int, reason: str) -> None:
         if self._pump is not None and self._pump is not asyncio.current_task():
             self._pump.cancel()
@@ -398,6 +441,26 @@ def _utf8_size(text: str, limit: int) -> int:
     if len(text) > limit or len(text) * 4 <= limit:
         return len(text)
     return len(text.encode())
+
+
+class Connections:
+    """The open sockets of a process's consumers."""
+
+    def __init__(self) -> None:
+        self._open: set[Consumer] = set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, consumer: Consumer) -> None:
+        self._open.add(consumer)
+
+    def discard(self, consumer: Consumer) -> None:
+        self._open.discard(consumer)
+
+    async def close_all(self) -> None:
+        """Close every open socket with 1001 (going away)."""
+        await asyncio.gather(*(c.going_away() for c in list(self._open)), return_exceptions=True)
 
 
 class ConsumerApp:

@@ -1,0 +1,74 @@
+"""What a consumer checks before and while it serves a socket: the handshake's origin, the
+client's credentials, and the rate of its frames."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket
+
+from .exceptions import ConnectionRefused
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+
+__all__ = ["Authenticator", "TokenAuthenticator", "TokenBucket", "origin_allowed"]
+
+TOKEN_PARAM = "token"
+TOKEN_COOKIE = "taskcast_token"
+
+
+def origin_allowed(websocket: WebSocket, allowed: Collection[str]) -> bool:
+    """Whether the handshake's ``Origin`` may connect: the app's own host always, the ``allowed``
+    origins (``scheme://host[:port]``, or ``*`` for any) too. No Origin (not a browser) passes:
+    cross-site hijacking needs a browser, and browsers always send it."""
+    origin = websocket.headers.get("origin")
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+class Authenticator(Protocol):
+    """Checks a socket before it is accepted; raises ``ConnectionRefused`` (4401: no or bad
+    credentials, 4403: not allowed here) to refuse it."""
+
+    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> None: ...
+
+
+class TokenAuthenticator:
+    """Bearer tokens, from the ``token`` query parameter or the ``taskcast_token`` cookie. Each
+    token maps to the paths it may open (``None``: every path)."""
+
+    def __init__(self, tokens: Mapping[str, Collection[str] | None]) -> None:
+        self.tokens = dict(tokens)
+
+    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> None:
+        token = websocket.query_params.get(TOKEN_PARAM) or websocket.cookies.get(TOKEN_COOKIE)
+        if not token or token not in self.tokens:
+            raise ConnectionRefused(4401, "a valid token is required")
+        paths = self.tokens[token]
+        if paths is not None and websocket.url.path not in paths:
+            raise ConnectionRefused(4403, "this token may not open this endpoint")
+
+
+class TokenBucket:
+    """``rate`` tokens a second, up to ``burst``; ``take`` spends one if there is one."""
+
+    __slots__ = ("_at", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
