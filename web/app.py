@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from taskcast import LayerRegistry, Publisher
+from taskcast import LayerRegistry, Publisher, RedisReliableLayer
 from taskcast.consumer import Connections
+from taskcast.metrics import Metrics, MetricsCollector
 from workers.app import create_celery
 
 from .api import broadcast
@@ -31,7 +33,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     layers = LayerRegistry.from_configs(settings.layer_configs())
     connections = Connections()
-    options = settings.consumer_options(connections)
+    metrics = Metrics()
+    metrics.registry.register(MetricsCollector(metrics, layers))
+    for alias, layer in layers.items():
+        if isinstance(layer, RedisReliableLayer):
+            layer.lag_observer = metrics.lag.labels(alias).observe
+    options = settings.consumer_options(connections, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", index, name="index"),
         Route("/healthz", healthz, name="healthz"),
         Route("/readyz", readyz, name="readyz"),
+        Route("/metrics", metrics_endpoint, name="metrics"),
         Route("/api/broadcast", broadcast, methods=["POST"], name="broadcast"),
         Route("/asyncapi.json", asyncapi_json, name="asyncapi_json"),
         Route("/asyncapi.yaml", asyncapi_yaml, name="asyncapi_yaml"),
@@ -58,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.layers = layers
     app.state.connections = connections
+    app.state.metrics = metrics
     app.state.publisher = Publisher(layers)
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}
@@ -66,6 +75,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """The process's metrics in Prometheus' text format (see taskcast.metrics)."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def readyz(request: Request) -> Response:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from taskcast import ConsumerOptions, LayerConfig
 from taskcast.consumer import Connections
 from taskcast.guards import TokenAuthenticator
+from taskcast.metrics import Metrics
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -98,9 +99,12 @@ class Settings(BaseSettings):
             "analytics": layer("analytics", self.analytics_expiry, self.analytics_capacity),
         }
 
-    def consumer_options(self, connections: Connections | None = None) -> ConsumerOptions:
+    def consumer_options(
+        self, connections: Connections | None = None, metrics: Metrics | None = None
+    ) -> ConsumerOptions:
         return ConsumerOptions(
             connections=connections,
+            metrics=metrics,
             max_frame_bytes=self.max_frame_bytes,
             outbox_size=self.outbox_size,
             allowed_origins=frozenset(self.allowed_origins),

@@ -26,6 +26,7 @@ from .guards import Authenticator, TokenBucket, origin_allowed
 from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
+from .metrics import Metrics
 from .outbox import Outbox, Overflow
 from .protocol import Rejected, decode, encode
 
@@ -40,6 +41,9 @@ BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not 
 INVALID_CURSOR = encode(
     ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
 )
+
+
+UNCOUNTED = Metrics()  # where consumers with no app metrics count (nobody reads it)
 
 
 class _Later:
@@ -66,6 +70,7 @@ class ConsumerOptions:
     rate_strikes: int = 20
     # Where open sockets are tracked, so that a shutting-down server can close them (1001).
     connections: Connections | None = None
+    metrics: Metrics | None = None
     # None: close (1013) a socket that falls behind on a layer that keeps messages, so that it
     # resumes from its position; drop its oldest frames on any other.
     overflow: Overflow | None = field(default=None)
@@ -102,7 +107,12 @@ class Consumer:
         overflow = options.overflow or (
             Overflow.CLOSE if layer is not None and layer.keeps_messages else Overflow.DROP_OLDEST
         )
-        self._outbox: Outbox[Delivery | str | Suspended] = Outbox(options.outbox_size, overflow)
+        self.endpoint = websocket.scope.get("path", "")
+        self._metrics = options.metrics or UNCOUNTED
+        self._sent = self._metrics.frames_out
+        self._outbox: Outbox[Delivery | str | Suspended] = Outbox(
+            options.outbox_size, overflow, on_drop=self._count_drop
+        )
         # True while a frame is being sent (by the drain task, or a send that had to wait), and
         # before accept: then new frames queue behind, in order.
         self._in_flight = True
@@ -180,6 +190,13 @@ class Consumer:
         elif text is not None:
             self._send_now(text)
 
+    def _count_drop(self) -> None:
+        self._metrics.dropped[self.endpoint] += 1
+
+    def _error(self, frame: str, code: str) -> None:
+        self._metrics.errors[self.endpoint, code] += 1
+        self._queue(frame)
+
     def _queue(self, text: str) -> None:
         if self._in_flight or self._outbox:
             self._outbox.put(text)
@@ -189,6 +206,7 @@ class Consumer:
     def _send_now(self, text: str) -> None:
         """Send from the caller when the socket is idle: the send's first step almost always
         finishes it, which saves a task wake-up per frame per socket."""
+        self._sent[self.endpoint] += 1
         send = cast(
             Coroutine[Any, Any, None], self._asgi_send({"type": "websocket.send", "text": text})
         )
@@ -240,6 +258,7 @@ class Consumer:
         self._in_flight = bool(self._outbox)
         if self.options.connections is not None:
             self.options.connections.add(self)
+        self._metrics.connections[self.endpoint] += 1
         code = 1006
         try:
             await self.on_connect()
@@ -256,6 +275,7 @@ class Consumer:
             # Also reached on cancellation (server shutdown): leave the groups before the hook.
             if self.options.connections is not None:
                 self.options.connections.discard(self)
+            self._metrics.connections[self.endpoint] -= 1
             await self._leave(joined)
             self._pump.cancel()
             try:
@@ -280,6 +300,7 @@ class Consumer:
         try:
             positions = decode_cursor(raw)
         except ValueError:
+            self._metrics.errors[self.endpoint, "invalid_cursor"] += 1
             self._outbox.put(INVALID_CURSOR)
             return {}
         self._positions = {g: p for g, p in positions.items() if g in self.groups}
@@ -300,7 +321,7 @@ class Consumer:
                     if strikes >= self.options.rate_strikes:
                         await self._close(1008, "too many frames")
                         return 1008
-                    self._queue(RATE_LIMITED)
+                    self._error(RATE_LIMITED, "rate_limited")
                     continue
                 strikes = 0
             text: str | None = message.get("text")
@@ -309,14 +330,15 @@ class Consumer:
                 await self._close(1009, f"frame larger than {limit} bytes")
                 return 1009
             if text is None:
-                self._queue(BINARY_REFUSED)
+                self._error(BINARY_REFUSED, "invalid_frame")
             else:
                 await self._handle(text)
 
     async def _handle(self, text: str) -> None:
+        self._metrics.frames_in[self.endpoint] += 1
         result = decode(text, self.handlers)
         if isinstance(result, Rejected):
-            self._queue(encode(result.error, result.ref))
+            self._error(encode(result.error, result.ref), result.error.payload.code)
             return
         try:
             reply = await result.handler.func(self, result.message)
@@ -327,7 +349,8 @@ class Consumer:
             frame = encode(reply, result.ref)
         except LayerUnavailable as exc:
             log.warning("%s.%s: %s", type(self).__qualname__, result.handler.name, exc)
-            frame = encode(UNAVAILABLE, result.ref)
+            self._error(encode(UNAVAILABLE, result.ref), "unavailable")
+            return
         except Exception:
             log.exception(
                 "%s.%s failed on a %r frame",
@@ -335,7 +358,8 @@ class Consumer:
                 result.handler.name,
                 result.message.action,
             )
-            frame = encode(INTERNAL_ERROR, result.ref)
+            self._error(encode(INTERNAL_ERROR, result.ref), "internal_error")
+            return
         self._queue(frame)
 
     async def _drain(self) -> None:
@@ -347,6 +371,7 @@ class Consumer:
                 else:
                     text = item if isinstance(item, str) else await self._render(item)
                     if text is not None:
+                        self._sent[self.endpoint] += 1
                         await self._asgi_send({"type": "websocket.send", "text": text})
             except Exception:  # the client is gone; the receive loop sees the disconnect
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 __all__ = ["Outbox", "Overflow"]
@@ -23,7 +24,12 @@ class Outbox(Generic[T]):
     """A bounded FIFO with one reader. ``put`` never blocks; ``get`` returns ``None`` when the
     outbox overflowed under ``Overflow.CLOSE``."""
 
-    def __init__(self, maxsize: int, policy: Overflow = Overflow.DROP_OLDEST) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        policy: Overflow = Overflow.DROP_OLDEST,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
         if maxsize < 1:
             raise ValueError("an outbox holds at least one item")
         self._items: deque[T] = deque()
@@ -32,6 +38,7 @@ class Outbox(Generic[T]):
         self._ready = asyncio.Event()
         self.dropped = 0
         self.overflowed = False
+        self._on_drop = on_drop
 
     def __len__(self) -> int:
         return len(self._items)
@@ -46,6 +53,8 @@ class Outbox(Generic[T]):
                 return
             self._items.popleft()
             self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
         self._items.append(item)
         self._ready.set()
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -83,6 +84,8 @@ class RedisReliableLayer:
         self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
         self._wake_id = "0-0"
         self._closing = False
+        # Called with each entry's age (seconds) as the reader fans it out; set by the app.
+        self.lag_observer: Callable[[float], None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._down_since: float | None = None
         self.reconnects = 0
@@ -254,6 +257,8 @@ class RedisReliableLayer:
                 # Entries were trimmed before this process read them (it fell behind capacity).
                 self._deliver(group, stream, _gap(group, "trimmed", position))
             stream.epoch, stream.last_id, stream.seq = position
+            if self.lag_observer is not None:
+                self.lag_observer(time.time() - id_key(position.id)[0] / 1000)
             self._deliver(group, stream, delivery)
 
     def _deliver(self, group: str, stream: _Stream, delivery: Delivery) -> None:
