@@ -1,0 +1,151 @@
+"""Abuse: generated frames of every kind at every endpoint, and connection churn. Each frame is
+answered as DESIGN.md says, the server stays up, and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+
+from taskcast.testing import Closed, LiveServer, connect
+from web.app import create_app
+from web.settings import Settings
+
+ENDPOINTS = ["/ws/chat", "/ws/reliable", "/ws/notifications", "/ws/analytics"]
+ACTIONS = ["ping", "chat", "reliable_chat", "notification", "analytics", "system_notify", "error"]
+CODES = {
+    "invalid_json", "invalid_frame", "invalid_message", "unknown_action", "invalid_payload",
+    "rate_limited", "internal_error", "unavailable",
+}  # fmt: skip
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+envelopes = st.fixed_dictionaries(
+    {},
+    optional={
+        "action": st.sampled_from(ACTIONS) | st.text(max_size=20) | json_values,
+        "payload": json_values
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "message": json_values,
+                "event": json_values,
+                "type": json_values,
+                "data": json_values,
+            },
+        ),
+        "ref": st.text(max_size=200) | json_values,
+    },
+).map(json.dumps)
+frames = st.one_of(
+    envelopes,
+    json_values.map(json.dumps),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=300),
+    st.integers(1, 3000).map(lambda n: "[" * n + "]" * n),
+    st.integers(1, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.binary(max_size=300),
+    st.integers(65_537, 80_000).map(
+        lambda n: json.dumps({"action": "chat", "payload": {"message": "x" * n}})
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def abused(redis_url: str) -> Iterator[tuple[LiveServer, Starlette, str]]:
+    prefix = "tctest:abuse"
+    app = create_app(Settings(redis_url=redis_url, key_prefix=prefix, rate_per_second=None))
+    with LiveServer(app) as server:
+        yield server, app, prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def tasks_in(app: Starlette) -> int:
+    async def count() -> int:
+        return len(asyncio.all_tasks())
+
+    return asyncio.run_coroutine_threadsafe(count(), app.state.loop).result(5)
+
+
+async def answer(url: str, frame: str | bytes) -> None:
+    async with connect(url) as client:
+        if isinstance(frame, bytes):
+            await client.send_bytes(frame)
+        else:
+            await client.send_text(frame)
+        await client.send({"action": "ping"}, ref="probe")
+        try:
+            while (reply := await client.receive()).get("ref") != "probe" or reply[
+                "action"
+            ] != "pong":
+                assert isinstance(reply.get("action"), str), reply
+                if reply["action"] == "error":
+                    assert reply["payload"]["code"] in CODES, reply
+                    assert "Traceback" not in reply["payload"]["detail"]
+        except Closed as closed:
+            size = len(frame if isinstance(frame, bytes) else frame.encode())
+            assert closed.code == 1009 and size > 65_536, (closed.code, size)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(frame=frames, endpoint=st.sampled_from(ENDPOINTS))
+def test_any_frame_is_answered_and_the_server_lives(
+    abused: tuple[LiveServer, Starlette, str], frame: str | bytes, endpoint: str
+) -> None:
+    server, _, _ = abused
+    asyncio.run(answer(server.ws_url(endpoint), frame))
+
+
+def test_after_the_abuse_nothing_is_left_behind(abused: tuple[LiveServer, Starlette, str]) -> None:
+    server, app, _ = abused
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    assert_clean(app, baseline=tasks_in(app))
+
+
+def assert_clean(app: Starlette, baseline: int) -> None:
+    assert len(app.state.connections) == 0
+    for alias, layer in app.state.layers.items():
+        assert not layer._groups, alias  # no group keeps a member
+        assert not getattr(layer, "_streams", {}), alias
+    assert tasks_in(app) <= baseline
+
+
+async def churn(server: LiveServer, cycles: int) -> None:
+    gate = asyncio.Semaphore(20)
+
+    async def once(n: int) -> None:
+        async with gate, connect(server.ws_url(ENDPOINTS[n % 4])) as client:
+            await client.send({"action": "ping"})
+            while (await client.receive())["action"] != "pong":
+                pass
+
+    await asyncio.gather(*(once(n) for n in range(cycles)))
+
+
+def test_connection_churn_leaves_no_member_subscription_reader_or_task(
+    abused: tuple[LiveServer, Starlette, str], redis_url: str
+) -> None:
+    server, app, prefix = abused
+    asyncio.run(churn(server, 40))  # warm: the readers exist from here on
+    baseline = tasks_in(app)
+    asyncio.run(churn(server, 5000))
+    assert_clean(app, baseline)
+    client = redis.Redis.from_url(redis_url)
+    for channel in (f"{prefix}:chat:chat_room", f"{prefix}:notifications:notifications"):
+        assert dict(client.pubsub_numsub(channel))[channel.encode()] == 0
