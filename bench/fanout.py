@@ -227,8 +227,33 @@ def percentile(values: list[float], q: float) -> float:
     return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else -1.0
 
 
+def stalled_socket(port: int, path: str) -> socket.socket:
+    """A client that completes the handshake and never reads again (a tiny receive buffer)."""
+    import base64
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    while b"\r\n\r\n" not in sock.recv(4096, socket.MSG_PEEK):
+        time.sleep(0.01)
+    return sock
+
+
 def run(
-    target: str, clients_n: int, broadcasts: int, rate: float, procs: int, client: str = "node"
+    target: str,
+    clients_n: int,
+    broadcasts: int,
+    rate: float,
+    procs: int,
+    client: str = "node",
+    stalled: int = 0,
+    padding: int = 0,
 ) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
     port = free_port()
@@ -261,6 +286,7 @@ def run(
             outs.append(out)
         for pipe in pipes:
             assert pipe.recv() == "connected"
+        stuck = [stalled_socket(port, PATHS[target]) for _ in range(stalled)]
         # Every join notice has been broadcast once the layer saw N writes; a barrier published
         # after them reaches each client after all the joins it receives.
         joins = 0 if target in ("ceiling", "idle") else clients_n
@@ -277,12 +303,16 @@ def run(
             pipe.send(str(timeout))
         first = time.time()
         interval = 1 / rate if rate else 0.0
+        pad = "x" * padding + " " if padding else ""
         for seq in range(broadcasts):
-            publisher.send(f"bench:{seq}:{time.time_ns()}")
+            publisher.send(f"{pad}bench:{seq}:{time.time_ns()}")
             if interval:
                 time.sleep(max(0.0, first + (seq + 1) * interval - time.time()))
         commands = publisher.commands() - commands_before
         reports = [pipe.recv() for pipe in pipes]
+        busy_rss = rss_kib(server.pid)
+        for sock in stuck:
+            sock.close()
         latencies = array("f")
         for out in outs:
             latencies.frombytes(Path(out).read_bytes())
@@ -308,6 +338,8 @@ def run(
             if target == "idle"
             else round(max(r["barrier"] for r in reports) - started, 2),
             "server_rss_per_connection_kib": round((idle_after - idle_before) / clients_n, 1),
+            "stalled_clients": stalled,
+            "server_rss_growth_during_broadcasts_kib": busy_rss - idle_after,
         }
     finally:
         for process in children:
@@ -363,6 +395,8 @@ def main() -> None:
     )
     parser.add_argument("--procs", type=int, default=0, help="client processes (default: 1 or 2)")
     parser.add_argument("--client", choices=("node", "python"), default=None)
+    parser.add_argument("--stalled", type=int, default=0, help="clients that never read")
+    parser.add_argument("--padding", type=int, default=0, help="extra bytes per broadcast")
     parser.add_argument("--suite", action="store_true")
     args = parser.parse_args()
     if args.suite:
@@ -370,7 +404,17 @@ def main() -> None:
         return
     procs = args.procs or (1 if args.clients <= 100 else 2)
     client = args.client or ("node" if node_available() else "python")
-    print(json.dumps(run(args.target, args.clients, args.broadcasts, args.rate, procs, client)))
+    result = run(
+        args.target,
+        args.clients,
+        args.broadcasts,
+        args.rate,
+        procs,
+        client,
+        stalled=args.stalled,
+        padding=args.padding,
+    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
