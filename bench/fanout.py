@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 import redis
 
+from taskcast.testing import stalled_client
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -227,24 +229,6 @@ def percentile(values: list[float], q: float) -> float:
     return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else -1.0
 
 
-def stalled_socket(port: int, path: str) -> socket.socket:
-    """A client that completes the handshake and never reads again (a tiny receive buffer)."""
-    import base64
-
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    while b"\r\n\r\n" not in sock.recv(4096, socket.MSG_PEEK):
-        time.sleep(0.01)
-    return sock
-
-
 def run(
     target: str,
     clients_n: int,
@@ -286,7 +270,7 @@ def run(
             outs.append(out)
         for pipe in pipes:
             assert pipe.recv() == "connected"
-        stuck = [stalled_socket(port, PATHS[target]) for _ in range(stalled)]
+        stuck = [stalled_client("127.0.0.1", port, PATHS[target]) for _ in range(stalled)]
         # Every join notice has been broadcast once the layer saw N writes; a barrier published
         # after them reaches each client after all the joins it receives.
         joins = 0 if target in ("ceiling", "idle") else clients_n

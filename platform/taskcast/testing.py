@@ -16,7 +16,9 @@ an ``AssertionError`` rather than hanging it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -41,6 +43,7 @@ __all__ = [
     "LiveClient",
     "LiveServer",
     "connect",
+    "stalled_client",
 ]
 
 Frame = dict[str, Any]
@@ -253,6 +256,31 @@ class LiveClient(EnvelopeClient):
             raise Closed(code, closed.rcvd.reason if closed.rcvd else "") from None
         assert isinstance(message, str), f"expected a text frame, got {message!r}"
         return message
+
+
+def stalled_client(host: str, port: int, path: str) -> socket.socket:
+    """A WebSocket client that completes the handshake, then never reads: a tiny receive buffer,
+    so that the server's writes back up at once. For testing backpressure; close it when done."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        response += chunk
+    if not response.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        raise ConnectionError(f"the handshake was refused: {response[:80]!r}")
+    return sock
 
 
 def connect(url: str, **options: Any) -> LiveClient:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import struct
 
 import pytest
 
 from taskcast import SyncPublisher
-from taskcast.testing import LiveServer, connect
+from taskcast.testing import LiveServer, connect, stalled_client
 from web.app import create_app
 from web.settings import Settings
 from web.showcase import ChatConsumer, ReliableChatConsumer
@@ -21,26 +19,6 @@ pytestmark = pytest.mark.anyio
 
 PADDING = "x" * 20_000
 COUNT = 600  # 12 MB per client: far more than the socket buffers between server and client
-
-
-def stalled_client(port: int, path: str) -> socket.socket:
-    """A WebSocket client that completes the handshake, then never reads (a tiny receive buffer,
-    so that the server's writes back up at once)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(1)
-    assert response.startswith(b"HTTP/1.1 101"), response
-    return sock
 
 
 def read_frames(sock: socket.socket) -> tuple[list[bytes], int | None]:
@@ -79,7 +57,7 @@ async def test_a_stalled_client_does_not_hold_up_the_others(
     settings = Settings(redis_url=redis_url, key_prefix=key_prefix, outbox_size=64)
     publisher = SyncPublisher.from_configs(settings.layer_configs())
     with LiveServer(create_app(settings)) as server:
-        stalled = stalled_client(server.port, path)
+        stalled = stalled_client(server.host, server.port, path)
         async with connect(server.ws_url(path)) as fast:
             await fast.send({"action": "ping"}, ref="ready")
             while (await fast.receive()).get("ref") != "ready":
