@@ -102,7 +102,11 @@ async def answer(url: str, frame: str | bytes) -> None:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    derandomize=True,  # the same frames on every run: CI must not flake on a new draw
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(frame=frames, endpoint=st.sampled_from(ENDPOINTS))
 def test_any_frame_is_answered_and_the_server_lives(
