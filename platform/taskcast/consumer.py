@@ -180,7 +180,7 @@ class Consumer:
                 return
             if not handler.spec.per_connection:
                 # Render once for every member; usually done before this returns.
-                delivery.start(id(handler), lambda: self._run_event_handler(handler, delivery))
+                delivery.start(id(handler), self._run_event_handler, handler, delivery)
         if self._in_flight or self._outbox:
             self._outbox.put(delivery)
             return
@@ -391,7 +391,7 @@ class Consumer:
             handler = self.handlers.events[delivery.action or ""]
             if handler.spec.per_connection:
                 return LATER
-            future = delivery.start(id(handler), lambda: self._run_event_handler(handler, delivery))
+            future = delivery.start(id(handler), self._run_event_handler, handler, delivery)
             if not future.done():
                 return LATER
             body = future.result()
@@ -405,9 +405,7 @@ class Consumer:
         if handler.spec.per_connection:
             body = await self._run_event_handler(handler, delivery)
         else:
-            body = await delivery.shared(
-                id(handler), lambda: self._run_event_handler(handler, delivery)
-            )
+            body = await delivery.shared(id(handler), self._run_event_handler, handler, delivery)
         return self._framed(delivery, body)
 
     def _framed(self, delivery: Delivery, body: str | None) -> str | None:

@@ -73,18 +73,21 @@ class Delivery:
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
 
     def start(
-        self, key: Hashable, compute: Callable[[], Coroutine[Any, Any, Any]]
+        self, key: Hashable, compute: Callable[..., Coroutine[Any, Any, Any]], *args: Any
     ) -> asyncio.Future[Any]:
-        """Start ``compute`` unless it was started for ``key`` already; its shared future, done at
-        once when ``compute`` finishes without waiting (most renderings)."""
+        """Start ``compute(*args)`` unless it was started for ``key`` already; its shared future,
+        done at once when ``compute`` finishes without waiting (most renderings). Arguments
+        rather than a closure: every member asks, and only the first call runs anything."""
         future = self._shared.get(key)
         if future is None:
-            future = self._shared[key] = run_eagerly(compute())
+            future = self._shared[key] = run_eagerly(compute(*args))
         return future
 
-    async def shared(self, key: Hashable, compute: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-        """The result of ``compute``, run once per ``key`` for this delivery."""
-        future = self.start(key, compute)
+    async def shared(
+        self, key: Hashable, compute: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+    ) -> Any:
+        """The result of ``compute(*args)``, run once per ``key`` for this delivery."""
+        future = self.start(key, compute, *args)
         if future.done():
             return future.result()
         # Shielded: a member cancelled while waiting must not cancel the others' result.
