@@ -11,6 +11,7 @@ from .delivery import Delivery
 from .exceptions import (
     ConnectionRefused,
     DefinitionError,
+    InvalidPayload,
     LayerUnavailable,
     PublishError,
     TaskcastError,
@@ -48,6 +49,7 @@ __all__ = [
     "Delivery",
     "ErrorMessage",
     "ErrorPayload",
+    "InvalidPayload",
     "GapMessage",
     "GapPayload",
     "HandlerSpec",

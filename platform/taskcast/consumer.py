@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from .cursor import Position, decode_cursor, encode_cursor
 from .delivery import Delivery, pack_message
 from .eager import Suspended, finish, step
-from .exceptions import ConnectionRefused, DefinitionError, LayerUnavailable
+from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
 from .guards import Authenticator, TokenBucket, origin_allowed
 from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer
@@ -347,6 +347,10 @@ class Consumer:
             if not isinstance(reply, BaseMessage):
                 raise TypeError(f"handler returned {type(reply).__name__}, not a message")
             frame = encode(reply, result.ref)
+        except InvalidPayload as exc:
+            refused = ErrorMessage.of("invalid_payload", exc.detail)
+            self._error(encode(refused, result.ref), "invalid_payload")
+            return
         except LayerUnavailable as exc:
             log.warning("%s.%s: %s", type(self).__qualname__, result.handler.name, exc)
             self._error(encode(UNAVAILABLE, result.ref), "unavailable")

@@ -4,6 +4,7 @@ TaskcastError
 ├── DefinitionError     a message class or consumer is declared wrongly (raised on import)
 ├── PublishError        an event a consumer does not handle, or a group it does not join
 ├── LayerUnavailable    a layer's backend cannot be reached now (the socket is closed 1013)
+├── InvalidPayload      raised by a handler: the frame is refused with an ``invalid_payload`` error
 └── ConnectionRefused   raised by ``Consumer.authenticate``: close the socket with a code
 """
 
@@ -33,3 +34,12 @@ class ConnectionRefused(TaskcastError):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+class InvalidPayload(TaskcastError, ValueError):
+    """Raised by a ``@ws_handler`` to refuse its frame: the client gets an ``invalid_payload``
+    error frame carrying ``detail`` (so write it for the client), and the socket stays open."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

@@ -15,6 +15,7 @@ def test_the_public_names_are_pinned() -> None:
         "Delivery",
         "ErrorMessage",
         "ErrorPayload",
+        "InvalidPayload",
         "GapMessage",
         "GapPayload",
         "HandlerSpec",
