@@ -115,10 +115,26 @@ class Recorder:
         self.member_id = member_id
         self.got: list[Any] = []
         self._changed = asyncio.Event()
+        self.catching_up: list[asyncio.Task[None]] = []
 
-    def deliver(self, delivery: Any) -> None:
+    def deliver(self, delivery: Any) -> bool:
         self.got.append(delivery)
         self._changed.set()
+        return True
+
+    def replay(self, replay: Any) -> None:
+        """Read the catch-up's pages as fast as they come (a socket that always has room)."""
+        self.catching_up.append(asyncio.create_task(self._pull(replay)))
+
+    async def caught_up(self, timeout: float = 5.0) -> None:
+        """Until every catch-up handed to this member has ended (raising what one raised)."""
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*self.catching_up)
+
+    async def _pull(self, replay: Any) -> None:
+        while (page := await replay.page()) is not None:
+            for delivery in page:
+                self.deliver(delivery)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Any]:
         async with asyncio.timeout(timeout):

@@ -1,9 +1,9 @@
 """The consumer: a typed WebSocket endpoint that joins groups on a channel layer.
 
-A connection's life: ``authenticate`` (may refuse) → accept → join ``groups`` on the layer →
+A connection's life: ``authenticate`` (may refuse) → join ``groups`` on the layer → accept →
 ``on_connect`` → receive loop (validate each frame, dispatch to its ``@ws_handler``) → on every
-way out: leave the groups → ``on_disconnect``. Frames to the client go through a bounded outbox
-drained by one task per socket, so broadcasts never wait on a slow client.
+way out: leave the groups → ``on_disconnect``. Frames to the client go out through the socket's
+``SocketWriter`` (bounded, paced catch-ups), so broadcasts never wait on a slow client.
 """
 
 from __future__ import annotations
@@ -11,24 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, cast
+from typing import ClassVar
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
-from .cursor import Position, decode_cursor, encode_cursor
+from .cursor import Position, decode_cursor
 from .delivery import Delivery, pack_message
-from .eager import Suspended, finish, step
 from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
 from .guards import Authenticator, TokenBucket, origin_allowed
 from .handlers import Handler, HandlerTable, ws_handler
-from .layers.base import ChannelLayer
+from .layers.base import ChannelLayer, Replay
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
-from .outbox import Outbox, Overflow
+from .outbox import Overflow
 from .protocol import Rejected, decode, encode
+from .writer import LATER, SocketWriter, _Later
 
 __all__ = ["Connections", "Consumer", "ConsumerApp", "ConsumerOptions"]
 
@@ -44,13 +44,6 @@ INVALID_CURSOR = encode(
 
 
 UNCOUNTED = Metrics()  # where consumers with no app metrics count (nobody reads it)
-
-
-class _Later:
-    """A frame that needs an await to render (an event handler still running)."""
-
-
-LATER: Final = _Later()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +93,6 @@ class Consumer:
         self, websocket: WebSocket, layer: ChannelLayer | None, options: ConsumerOptions
     ) -> None:
         self.websocket = websocket
-        self._asgi_send = websocket._send  # see _drain
         self.layer = layer
         self.options = options
         self.member_id = uuid.uuid4().hex
@@ -109,15 +101,18 @@ class Consumer:
         )
         self.endpoint = websocket.scope.get("path", "")
         self._metrics = options.metrics or UNCOUNTED
-        self._sent = self._metrics.frames_out
-        self._outbox: Outbox[Delivery | str | Suspended] = Outbox(
-            options.outbox_size, overflow, on_drop=self._count_drop
+        sent = self._metrics.frames_out
+        endpoint = self.endpoint
+        self._writer = SocketWriter(
+            websocket._send,  # the ASGI send itself: see taskcast.eager
+            self,
+            self._close,
+            size=options.outbox_size,
+            overflow=overflow,
+            keeps_messages=layer is not None and layer.keeps_messages,
+            on_sent=lambda: sent.__setitem__(endpoint, sent[endpoint] + 1),
+            on_drop=self._count_drop,
         )
-        # True while a frame is being sent (by the drain task, or a send that had to wait), and
-        # before accept: then new frames queue behind, in order.
-        self._in_flight = True
-        self._positions: dict[str, Position] = {}
-        self._pump: asyncio.Task[None] | None = None
 
     @classmethod
     def as_asgi(
@@ -152,7 +147,7 @@ class Consumer:
 
     async def send(self, message: BaseMessage, *, ref: str | None = None) -> None:
         """Send ``message`` to this socket (queued behind what it has not sent yet)."""
-        self._queue(encode(message, ref))
+        self._writer.send(encode(message, ref))
 
     async def broadcast(
         self,
@@ -160,65 +155,44 @@ class Consumer:
         *,
         groups: Iterable[str] | None = None,
         exclude_self: bool = False,
+        transient: bool = False,
     ) -> None:
         """Send ``message`` to every member of ``groups`` (default: this consumer's groups),
-        in every process. The frame is encoded once, here."""
+        in every process. The frame is encoded once, here. ``transient``, on a layer that
+        keeps messages: to the members present only, not kept (presence notices)."""
         if self.layer is None:
             raise DefinitionError(f"{type(self).__qualname__} has no layer to broadcast on")
         data = pack_message(encode(message), self.member_id if exclude_self else None)
         for group in self.groups if groups is None else groups:
-            await self.layer.group_send(group, data)
+            await self.layer.group_send(group, data, transient=transient)
 
-    def deliver(self, delivery: Delivery) -> None:
+    # The layer's side (Member) and the writer's (Renderer) -------------------------------------
+
+    def deliver(self, delivery: Delivery) -> bool:
         """Called by the layer for each broadcast to a group this socket is in; never blocks."""
+        return not self.wants(delivery) or self._writer.offer(delivery)
+
+    def replay(self, replay: Replay) -> None:
+        self._writer.replay(replay)
+
+    def wants(self, delivery: Delivery) -> bool:
         if delivery.text is not None:
-            if delivery.exclude == self.member_id:
-                return
-        elif delivery.event is not None:
+            return delivery.exclude != self.member_id
+        if delivery.event is not None:
             handler = self.handlers.events.get(delivery.action or "")
             if handler is None:
-                return
+                return False
             if not handler.spec.per_connection:
                 # Render once for every member; usually done before this returns.
                 delivery.start(id(handler), self._run_event_handler, handler, delivery)
-        if self._in_flight or self._outbox:
-            self._outbox.put(delivery)
-            return
-        text = self._render_now(delivery)
-        if isinstance(text, _Later):
-            self._outbox.put(delivery)
-        elif text is not None:
-            self._send_now(text)
+        return True
 
     def _count_drop(self) -> None:
         self._metrics.dropped[self.endpoint] += 1
 
     def _error(self, frame: str, code: str) -> None:
         self._metrics.errors[self.endpoint, code] += 1
-        self._queue(frame)
-
-    def _queue(self, text: str) -> None:
-        if self._in_flight or self._outbox:
-            self._outbox.put(text)
-        else:
-            self._send_now(text)
-
-    def _send_now(self, text: str) -> None:
-        """Send from the caller when the socket is idle: the send's first step almost always
-        finishes it, which saves a task wake-up per frame per socket."""
-        self._sent[self.endpoint] += 1
-        send = cast(
-            Coroutine[Any, Any, None], self._asgi_send({"type": "websocket.send", "text": text})
-        )
-        try:
-            done, suspended = step(send)
-        except Exception:  # the client is gone; the receive loop sees the disconnect
-            return
-        if not done:
-            # Its transport is paused: the drain task finishes this send before anything else.
-            assert isinstance(suspended, Suspended)
-            self._in_flight = True
-            self._outbox.put_first(suspended)
+        self._writer.send(frame)
 
     # The connection's life -------------------------------------------------------------------
 
@@ -242,8 +216,10 @@ class Consumer:
             since = self._resume_positions()
             for group in self.groups:
                 assert self.layer is not None  # checked when the class was defined
-                await self.layer.group_add(group, self, since=since.get(group))
+                position = await self.layer.group_add(group, self, since=since.get(group))
                 joined.append(group)
+                if position is not None:
+                    self._writer.positions[group] = position
         except Exception as exc:
             await self._leave(joined)
             if isinstance(exc, LayerUnavailable):
@@ -254,8 +230,7 @@ class Consumer:
                 await self._refuse(1011, "internal error")
             return
         await self.websocket.accept()
-        self._pump = asyncio.create_task(self._drain(), name=f"taskcast-{self.member_id}")
-        self._in_flight = bool(self._outbox)
+        self._writer.start(f"taskcast-{self.member_id}")
         if self.options.connections is not None:
             self.options.connections.add(self)
         self._metrics.connections[self.endpoint] += 1
@@ -277,7 +252,7 @@ class Consumer:
                 self.options.connections.discard(self)
             self._metrics.connections[self.endpoint] -= 1
             await self._leave(joined)
-            self._pump.cancel()
+            self._writer.stop()
             try:
                 await self.on_disconnect(code)
             except Exception:
@@ -300,11 +275,9 @@ class Consumer:
         try:
             positions = decode_cursor(raw)
         except ValueError:
-            self._metrics.errors[self.endpoint, "invalid_cursor"] += 1
-            self._outbox.put(INVALID_CURSOR)
+            self._error(INVALID_CURSOR, "invalid_cursor")
             return {}
-        self._positions = {g: p for g, p in positions.items() if g in self.groups}
-        return dict(self._positions)
+        return {g: p for g, p in positions.items() if g in self.groups}
 
     async def _receive_loop(self) -> int:
         limit = self.options.max_frame_bytes
@@ -364,70 +337,33 @@ class Consumer:
             )
             self._error(encode(INTERNAL_ERROR, result.ref), "internal_error")
             return
-        self._queue(frame)
+        self._writer.send(frame)
 
-    async def _drain(self) -> None:
-        while (item := await self._outbox.get()) is not None:
-            self._in_flight = True
-            try:
-                if isinstance(item, Suspended):
-                    await finish(item)
-                else:
-                    text = item if isinstance(item, str) else await self._render(item)
-                    if text is not None:
-                        self._sent[self.endpoint] += 1
-                        await self._asgi_send({"type": "websocket.send", "text": text})
-            except Exception:  # the client is gone; the receive loop sees the disconnect
-                return
-            if not self._outbox:
-                self._in_flight = False
-        await self._close(1013, "too slow: resume from your last position")
-
-    def _render_now(self, delivery: Delivery) -> str | _Later | None:
-        """The frame for ``delivery``, or ``LATER`` when it needs an await."""
+    def render_now(self, delivery: Delivery) -> str | _Later | None:
+        """The frame's body for ``delivery``, or ``LATER`` when it needs an await."""
         if delivery.text is not None:
-            body = delivery.text
-        elif delivery.gap is not None:
-            body = delivery.cache.get("gap") or delivery.cache.setdefault(
+            return delivery.text
+        if delivery.gap is not None:
+            return delivery.cache.get("gap") or delivery.cache.setdefault(
                 "gap", encode(delivery.gap)
             )
-        else:
-            handler = self.handlers.events[delivery.action or ""]
-            if handler.spec.per_connection:
-                return LATER
-            future = delivery.start(id(handler), self._run_event_handler, handler, delivery)
-            if not future.done():
-                return LATER
-            body = future.result()
-        return self._framed(delivery, body)
-
-    async def _render(self, delivery: Delivery) -> str | None:
-        text = self._render_now(delivery)
-        if not isinstance(text, _Later):
-            return text
         handler = self.handlers.events[delivery.action or ""]
         if handler.spec.per_connection:
-            body = await self._run_event_handler(handler, delivery)
-        else:
-            body = await delivery.shared(id(handler), self._run_event_handler, handler, delivery)
-        return self._framed(delivery, body)
+            return LATER
+        future = delivery.start(id(handler), self._run_event_handler, handler, delivery)
+        if not future.done():
+            return LATER
+        body: str | None = future.result()
+        return body
 
-    def _framed(self, delivery: Delivery, body: str | None) -> str | None:
-        if body is None or delivery.position is None:
-            return body
-        text = self._with_cursor(delivery, delivery.position, body)
-        return f'{text[:-1]},"replayed":true}}' if delivery.replayed else text
-
-    def _with_cursor(self, delivery: Delivery, position: Position, text: str) -> str:
-        """``text`` with this socket's cursor after ``position``. A socket in one reliable group
-        shares the framed text with every other member of that group."""
-        self._positions[delivery.group] = position
-        if len(self._positions) > 1:
-            return _framed(text, encode_cursor(self._positions))
-        framed = delivery.cache.get(text)
-        if framed is None:
-            framed = delivery.cache[text] = _framed(text, encode_cursor(self._positions))
-        return framed
+    async def render(self, delivery: Delivery) -> str | None:
+        handler = self.handlers.events[delivery.action or ""]
+        if handler.spec.per_connection:
+            return await self._run_event_handler(handler, delivery)
+        body: str | None = await delivery.shared(
+            id(handler), self._run_event_handler, handler, delivery
+        )
+        return body
 
     async def _run_event_handler(self, handler: Handler, delivery: Delivery) -> str | None:
         try:
@@ -450,17 +386,12 @@ class Consumer:
         await self._close(1001, "server going away")
 
     async def _close(self, code: int, reason: str) -> None:
-        if self._pump is not None and self._pump is not asyncio.current_task():
-            self._pump.cancel()
+        self._writer.stop()
         if self.websocket.application_state is WebSocketState.CONNECTED:
             try:
                 await self.websocket.close(code, reason)
             except Exception:  # already closing from the other side
                 log.debug("close(%s) on a closing socket", code)
-
-
-def _framed(text: str, cursor: str) -> str:
-    return f'{text[:-1]},"cursor":"{cursor}"}}'
 
 
 def _utf8_size(text: str, limit: int) -> int:

@@ -16,8 +16,11 @@ from typing import NamedTuple
 
 __all__ = ["Position", "decode_cursor", "encode_cursor"]
 
-_ID = re.compile(r"\d{1,20}-\d{1,20}")
-_SEQ = re.compile(r"\d{1,20}")
+_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_SEQ = re.compile(r"\d{1,19}")
+_EPOCH = re.compile(r"-|\d{1,12}\.\d{1,6}")  # NO_EPOCH, or the seconds.microseconds Redis began it
+_U64 = 2**64  # a stream id's two parts are unsigned 64-bit numbers
+_I64 = 2**63  # message numbers count in a signed 64-bit hash field
 _FIELD, _RECORD = "\x1f", "\x1e"
 MAX_CURSOR_LENGTH = 4096
 
@@ -46,14 +49,16 @@ def decode_cursor(cursor: str) -> dict[str, Position]:
     positions: dict[str, Position] = {}
     for record in raw.split(_RECORD):
         fields = record.split(_FIELD)
-        if (
-            len(fields) != 4
-            or not fields[0]
-            or not fields[1]
-            or not _ID.fullmatch(fields[2])
-            or not _SEQ.fullmatch(fields[3])
-        ):
+        if len(fields) != 4 or not fields[0] or not _EPOCH.fullmatch(fields[1]):
             raise ValueError("cursor is not valid")
+        entry_id = _ID.fullmatch(fields[2])
+        if (
+            entry_id is None
+            or not all(int(part) < _U64 for part in entry_id.groups())
+            or not _SEQ.fullmatch(fields[3])
+            or int(fields[3]) >= _I64
+        ):
+            raise ValueError("cursor is out of range")
         positions[fields[0]] = Position(fields[1], fields[2], int(fields[3]))
     return positions
 

@@ -63,6 +63,22 @@ class Outbox(Generic[T]):
         self._items.appendleft(item)
         self._ready.set()
 
+    def pop(self) -> T | None:
+        """The oldest item, or ``None`` when there is none (or the outbox overflowed)."""
+        if self.overflowed or not self._items:
+            return None
+        return self._items.popleft()
+
+    async def wait(self) -> None:
+        """Until there is an item, the outbox overflowed, or ``wake`` was called."""
+        if self._items or self.overflowed:
+            return
+        self._ready.clear()
+        await self._ready.wait()
+
+    def wake(self) -> None:
+        self._ready.set()
+
     async def get(self) -> T | None:
         while not self._items:
             if self.overflowed:

@@ -14,8 +14,12 @@ class Recorder:
         self.member_id = member_id
         self.got: list[Delivery] = []
 
-    def deliver(self, delivery: Delivery) -> None:
+    def deliver(self, delivery: Delivery) -> bool:
         self.got.append(delivery)
+        return True
+
+    def replay(self, replay: object) -> None:
+        raise AssertionError("the in-memory layer keeps nothing to replay")
 
 
 async def test_one_send_is_unpacked_once_and_shared_by_the_members() -> None:

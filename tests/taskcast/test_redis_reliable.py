@@ -77,6 +77,7 @@ async def test_resuming_delivers_what_was_missed_once_and_in_order(
         await layer.group_send("g", msg(n))
     back = recorder("back")
     await layer.group_add("g", back, since=position)
+    await back.caught_up()
     await layer.group_send("g", msg(6))
     await back.wait_for(5)
     assert back.texts() == ["2", "3", "4", "5", "6"]
@@ -99,6 +100,7 @@ async def test_entries_arriving_during_the_catch_up_are_not_lost_or_repeated(
     await asyncio.sleep(0.01)
     late = recorder("late")
     await layer.group_add("g", late, since=since)
+    await late.caught_up()
     await publishing
     await late.wait_for(300)
     await live.wait_for(301)
@@ -118,15 +120,18 @@ async def test_a_position_older_than_the_retained_gets_a_trimmed_gap(
         await layer.group_send("g", msg(n))
     back = recorder("back")
     await layer.group_add("g", back, since=first.got[0].position)
+    await back.caught_up()
     assert back.texts() == ["gap:trimmed", "7", "8", "9"]
     assert back.got[0].gap is not None and back.got[0].gap.payload.group == "g"
     # From a position whose successor is still retained there is no gap.
     again = recorder("again")
     await layer.group_add("g", again, since=back.got[1].position)
+    await again.caught_up()
     assert again.texts() == ["8", "9"]
     # Nor from the newest position.
     newest = recorder("newest")
     await layer.group_add("g", newest, since=back.got[-1].position)
+    await newest.caught_up()
     assert newest.texts() == []
     await layer.close()
 
@@ -171,6 +176,7 @@ async def test_a_lost_stream_is_not_a_continuation(
     assert new is not None and new.epoch != old.epoch
     back = recorder("back")
     await layer.group_add("g", back, since=old)
+    await back.caught_up()
     assert back.texts() == ["gap:reset", "2"]
 
 

@@ -13,7 +13,24 @@ from typing import Protocol, runtime_checkable
 from ..cursor import Position
 from ..delivery import Delivery
 
-__all__ = ["ChannelLayer", "Member", "SyncGroupSender"]
+__all__ = ["ChannelLayer", "Member", "Replay", "SyncGroupSender"]
+
+
+class Replay(Protocol):
+    """A member's catch-up in one group of a layer that keeps messages, read in pages as the
+    member has room for them."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def size(self) -> int:
+        """The most deliveries a page holds."""
+
+    async def page(self) -> list[Delivery] | None:
+        """The next deliveries in order (gap notices included), or ``None`` once the member is
+        caught up: from then on the layer delivers the group to it live. Raises
+        ``LayerUnavailable`` when the backend cannot be read now."""
 
 
 class Member(Protocol):
@@ -22,23 +39,35 @@ class Member(Protocol):
     @property
     def member_id(self) -> str: ...
 
-    def deliver(self, delivery: Delivery) -> None: ...
+    def deliver(self, delivery: Delivery) -> bool:
+        """Take ``delivery``; false when a delivery the layer keeps (one with a position) finds
+        no room. The layer then stops delivering that group to the member and hands it a
+        ``Replay`` from before that delivery."""
+
+    def replay(self, replay: Replay) -> None:
+        """Catch up on ``replay``, reading its pages as there is room."""
 
 
 @runtime_checkable
 class ChannelLayer(Protocol):
     keeps_messages: bool  # whether members can resume from a position (``since``)
 
-    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
+    async def group_add(
+        self, group: str, member: Member, *, since: Position | None = None
+    ) -> Position | None:
         """Add ``member`` to ``group``; returns once broadcasts sent after it reach the member.
-        ``since``, on layers that keep messages, first delivers what came after that position
-        (or a gap notice). Raises ``LayerUnavailable`` when that cannot be done now."""
+        On layers that keep messages it returns the member's position, and ``since`` first
+        hands the member a ``Replay`` of what came after that position (or a gap notice).
+        Raises ``LayerUnavailable`` when that cannot be done now."""
 
     async def group_discard(self, group: str, member: Member) -> None: ...
 
-    async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
-        """Broadcast ``data`` to the group; ``key``, where the layer keeps messages, makes a
-        repeated send with the same key a no-op."""
+    async def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
+        """Broadcast ``data`` to the group. ``key`` makes a repeated send with the same key
+        within the layer's idempotency window a no-op. ``transient``, on layers that keep
+        messages: deliver to the members present, keep nothing (presence notices)."""
 
     async def flush(self) -> None:
         """Forget every group and member (tests)."""
@@ -52,4 +81,6 @@ class ChannelLayer(Protocol):
 class SyncGroupSender(Protocol):
     """The sync side of a layer, for code without an event loop (workers, threads)."""
 
-    def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None: ...
+    def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None: ...

@@ -49,6 +49,10 @@ class LocalGroups:
             for member in tuple(members.values()):
                 member.deliver(delivery)
 
+    def members(self, group: str) -> dict[str, Member]:
+        """The members of ``group`` by id (empty when it has none); do not change it."""
+        return self._groups.get(group) or {}
+
     def count(self, group: str) -> int:
         return len(self._groups.get(group, ()))
 

@@ -25,14 +25,19 @@ class InMemoryLayer:
         self._groups = LocalGroups()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
+    async def group_add(
+        self, group: str, member: Member, *, since: Position | None = None
+    ) -> Position | None:
         self._loop = asyncio.get_running_loop()
         self._groups.add(group, member)
+        return None
 
     async def group_discard(self, group: str, member: Member) -> None:
         self._groups.discard(group, member)
 
-    async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+    async def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
         self._fan_out(group, data)
 
     async def flush(self) -> None:
@@ -67,7 +72,9 @@ class ThreadsafeSender:
     def __init__(self, layer: InMemoryLayer) -> None:
         self._layer = layer
 
-    def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+    def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
         loop = self._layer._loop
         if loop is not None:  # no member has ever joined: nobody to deliver to
             loop.call_soon_threadsafe(self._layer._fan_out, group, data)

@@ -12,8 +12,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 __all__ = [
-    "APPEND_SCRIPT",
     "REDIS_ERRORS",
+    "RETRY_WINDOW",
     "Backoff",
     "Keys",
     "answers",
@@ -23,12 +23,17 @@ __all__ = [
 
 # What a lost or refused Redis connection raises, across redis-py and the socket layer.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# How long the idempotency key a layer makes for a send of its own is kept (seconds): long
+# enough for redis-py's one retry after a timed-out reply, which must find it.
+RETRY_WINDOW = 120
 
 
 def async_client(url: str, *, retries: int = 1, timeout: float = 5.0) -> Redis:
     # One quick retry on a fresh connection covers pooled connections that died with a restart;
-    # anything longer is the layer's own backoff, so that no call hangs for long. ``timeout``
-    # bounds every reply, so it must exceed any blocking read made on the client.
+    # anything longer is the layer's own backoff, so that no call hangs for long. A retry after
+    # a timeout re-runs a command Redis may have run already: only clients whose commands are
+    # idempotent (keyed appends, reads) retry; publishing is never retried (``retries=0``).
+    # ``timeout`` bounds every reply, so it must exceed any blocking read made on the client.
     # A blocking pool: a burst of sends (a thousand sockets leaving at once, each with a notice)
     # waits for a connection instead of failing with "Too many connections".
     pool = BlockingConnectionPool.from_url(
@@ -77,6 +82,10 @@ class Keys:
     def meta(self, group: str) -> str:
         return f"{self.prefix}:meta:{group}"
 
+    def live(self, group: str) -> str:
+        """The short stream of a group's transient broadcasts (not kept, not resumable)."""
+        return f"{self.prefix}:live:{group}"
+
     def dedupe(self, group: str, key: str) -> str:
         return f"{self.prefix}:sent:{group}:{key}"
 
@@ -93,30 +102,3 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first
-
-
-# One round trip per broadcast: skip a repeated idempotency key, number the message, append it
-# with the stream's epoch and number, trim to capacity and age, and let idle groups expire.
-# KEYS: stream, meta (a hash: epoch, seq), dedupe key or "". ARGV: data, capacity, expiry seconds.
-# Returns the entry id, or false for a repeated key.
-APPEND_SCRIPT = """
-local stream, meta, dedupe = KEYS[1], KEYS[2], KEYS[3]
-local data, capacity, expiry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if dedupe ~= "" and not redis.call("SET", dedupe, "1", "NX", "EX", expiry) then
-  return false
-end
-local now = redis.call("TIME")
-local epoch = redis.call("HGET", meta, "epoch")
-if not epoch or redis.call("EXISTS", stream) == 0 then
-  epoch = now[1] .. "." .. now[2]
-  redis.call("DEL", meta)
-  redis.call("HSET", meta, "epoch", epoch)
-end
-local seq = redis.call("HINCRBY", meta, "seq", 1)
-local id = redis.call("XADD", stream, "MAXLEN", capacity, "*", "d", data, "e", epoch, "n", seq)
-local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - expiry * 1000
-redis.call("XTRIM", stream, "MINID", string.format("%.0f", oldest))
-redis.call("EXPIRE", meta, expiry)
-redis.call("EXPIRE", stream, expiry)
-return id
-"""

@@ -1,9 +1,11 @@
 """The Redis pub/sub layer: fast, at-most-once.
 
-One PUBLISH per broadcast. Per process, one subscriber connection, subscribed to a group's channel
-while the process has members in it. A reader task receives each broadcast once, unpacks it once
-and hands it to the local members. When Redis goes away the reader reconnects with backoff and
-resubscribes; sockets stay open, and what was published meanwhile is lost (that is pub/sub).
+One PUBLISH per broadcast, never retried (a retry after a timed-out reply can publish twice); with
+an idempotency key (a task's id), one script that publishes at most once per key. Per process,
+one subscriber connection, subscribed to a group's channel while the process has members in it.
+A reader task receives each broadcast once, unpacks it once and hands it to the local members.
+When Redis goes away the reader reconnects with backoff and resubscribes; sockets stay open, and
+what was published meanwhile is lost (that is pub/sub).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..exceptions import LayerUnavailable
 from .base import Member
 from .local import LocalGroups
 from .redis_common import REDIS_ERRORS, Backoff, Keys, answers, async_client, stop_reader
+from .redis_scripts import PUBLISH_ONCE
 
 __all__ = ["RedisPubSubLayer"]
 
@@ -33,9 +36,11 @@ SUBSCRIBE_WAIT = 2.0  # how long a join waits for Redis to confirm a new subscri
 class RedisPubSubLayer:
     keeps_messages = False
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, idempotency_window: int = 3600) -> None:
         self.keys = Keys(prefix)
-        self._redis = async_client(url)
+        self.idempotency_window = idempotency_window
+        self._redis = async_client(url, retries=0)
+        self._publish_once = self._redis.register_script(PUBLISH_ONCE)
         self._sub_redis = async_client(url, retries=0)
         self._groups = LocalGroups()
         self._confirmed: dict[bytes, asyncio.Future[None]] = {}
@@ -47,7 +52,9 @@ class RedisPubSubLayer:
         self.reconnects = 0
         self._closing = False
 
-    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
+    async def group_add(
+        self, group: str, member: Member, *, since: Position | None = None
+    ) -> Position | None:
         channel = self.keys.channel(group)
         if self._groups.add(group, member):
             self._confirmed[channel] = asyncio.get_running_loop().create_future()
@@ -62,6 +69,7 @@ class RedisPubSubLayer:
             # shared with other joins.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
+        return None
 
     async def group_discard(self, group: str, member: Member) -> None:
         if not self._groups.discard(group, member):
@@ -74,9 +82,18 @@ class RedisPubSubLayer:
             except REDIS_ERRORS:
                 self._resync.set()  # the reader reconnects with the channels still wanted
 
-    async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+    async def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
+        channel = self.keys.channel(group)
         try:
-            await self._redis.publish(self.keys.channel(group), data)
+            if key is None:
+                await self._redis.publish(channel, data)
+            else:
+                dedupe = self.keys.dedupe(group, key)
+                await self._publish_once(
+                    keys=[dedupe], args=[channel, data, self.idempotency_window]
+                )
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot publish to {group!r}: {exc}") from exc
 

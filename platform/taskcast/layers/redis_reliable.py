@@ -1,48 +1,51 @@
 """The Redis reliable layer: messages kept per group, resumable from a position.
 
 Each broadcast is appended once to the group's stream (one script call: idempotency key, append,
-trim to capacity and age, expire when idle). One reader task per process blocks on the streams of
-the groups it has members in, from the last id it delivered, and fans each entry out once. Every
-entry carries the stream's epoch; with its id it is the position clients resume from.
+trim to capacity and age, expire when idle); every append carries a key (the caller's, or one
+made here), so that redis-py's retry of a timed-out call cannot append twice. A transient
+broadcast goes to the group's short live stream instead: delivered to the members present, not
+kept, not numbered. One reader task per process blocks on the streams of the groups it has
+members in, from the last ids it delivered, and fans each entry out once. Every kept entry
+carries the stream's epoch and number; with its id it is the position clients resume from.
 
-A member that joins with ``since`` is caught up first: a gap notice if messages after its position
-are gone, then every retained entry after it, in order. Live entries that the reader fans out
-meanwhile are held and passed on after; until the reader has passed the last entry the catch-up
-delivered, the member is skipped for entries it already has. So each entry reaches it once.
+A member that joins with ``since``, or whose socket has no room for a kept entry, is handed a
+``RedisReplay`` (see ``redis_replay``) and skipped by the reader until the replay has caught up;
+after that, entries the replay already delivered (up to its ``floor``) are skipped. So each
+entry reaches each member once, and a catch-up is paced by the member's socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from ..cursor import Position, id_key
 from ..delivery import Delivery, unpack
 from ..exceptions import LayerUnavailable
-from ..messages import GapMessage
 from .base import Member
 from .local import LocalGroups
 from .redis_common import (
-    APPEND_SCRIPT,
     REDIS_ERRORS,
+    RETRY_WINDOW,
     Backoff,
     Keys,
     answers,
     async_client,
     stop_reader,
 )
+from .redis_replay import NO_EPOCH, START, PageCache, RedisReplay, gap
+from .redis_scripts import APPEND, TRANSIENT
 
 __all__ = ["NO_EPOCH", "RedisReliableLayer"]
 
 log = logging.getLogger("taskcast.layers.redis")
 
-NO_EPOCH = "-"  # the position of a group whose stream does not exist (yet)
-START = "0-0"
 BLOCK_MS = 5_000
 BATCH = 1_000
 
@@ -50,34 +53,47 @@ Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass
-class _Joining:
-    """A member being caught up: what the reader fanned out meanwhile (``held``, until the catch-up
-    ends), then the last id the catch-up delivered (``floor``)."""
-
-    held: list[Delivery] | None = field(default_factory=list)
-    floor: tuple[int, int] = (0, 0)
-
-
-@dataclass
 class _Stream:
-    """The reader's state for one group with local members: the last entry it delivered."""
+    """The reader's state for one group with local members: the last entries it delivered, the
+    members being caught up, and those caught up ahead of it (up to their floor)."""
 
     last_id: str
     epoch: str | None
     seq: int
-    joining: dict[str, _Joining] = field(default_factory=dict)
+    live_id: str = START
+    behind: dict[str, RedisReplay] = field(default_factory=dict)
+    floors: dict[str, Position] = field(default_factory=dict)
+
+    def position(self) -> Position:
+        return Position(self.epoch or NO_EPOCH, self.last_id, self.seq)
 
 
 class RedisReliableLayer:
     keeps_messages = True
 
-    def __init__(self, url: str, prefix: str, *, expiry: int, capacity: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        expiry: int,
+        capacity: int,
+        idempotency_window: int = 3600,
+        page_size: int = 100,
+        replay_concurrency: int = 16,
+        page_cache_bytes: int = 8 << 20,
+    ) -> None:
         self.keys = Keys(prefix)
         self.expiry = expiry
         self.capacity = capacity
+        self.idempotency_window = idempotency_window
+        self.page_size = page_size
+        self.replay_slots = asyncio.Semaphore(replay_concurrency)
+        self.pages = PageCache(page_cache_bytes)
         self._redis = async_client(url)
         self._read_redis = async_client(url, retries=0, timeout=BLOCK_MS / 1000 + 5)
-        self._append = self._redis.register_script(APPEND_SCRIPT)
+        self._append = self._redis.register_script(APPEND)
+        self._transient = self._redis.register_script(TRANSIENT)
         self._groups = LocalGroups()
         self._streams: dict[str, _Stream] = {}
         self._changed = asyncio.Event()
@@ -90,47 +106,47 @@ class RedisReliableLayer:
         self._down_since: float | None = None
         self.reconnects = 0
 
-    async def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
-        dedupe = "" if key is None else self.keys.dedupe(group, key)
-        keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
+    async def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
+        window = RETRY_WINDOW if key is None else self.idempotency_window
+        dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
         try:
-            await self._append(keys=keys, args=[data, self.capacity, self.expiry])
+            if transient:
+                await self._transient(keys=[self.keys.live(group), dedupe], args=[data, window])
+            else:
+                keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
+                await self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot append to {group!r}: {exc}") from exc
 
-    async def group_add(self, group: str, member: Member, *, since: Position | None = None) -> None:
+    async def group_add(
+        self, group: str, member: Member, *, since: Position | None = None
+    ) -> Position | None:
         try:
             if group not in self._streams:
                 self._streams.setdefault(group, await self._tail(group))
             stream = self._streams[group]
-            if self._groups.add(group, member):
+            first = self._groups.add(group, member)
+            # From here the reader fans out to the member: it has what the reader had.
+            position = stream.position() if since is None else since
+            if since is not None:
+                self._fall_behind(group, stream, member, since)
+            if first:
                 self._changed.set()
                 if self._reader is None:
                     self._reader = asyncio.create_task(self._read(), name="taskcast-stream-reader")
                 else:
                     await self._wake_reader()
-            if since is None:
-                return
-            joining = stream.joining[member.member_id] = _Joining()
-            try:
-                joining.floor = await self._catch_up(group, member, since)
-            except BaseException:
-                stream.joining.pop(member.member_id, None)
-                raise
-            # No await from here on: the reader cannot fan out in between.
-            for delivery in joining.held or ():
-                if _after(delivery, joining.floor):
-                    member.deliver(delivery)
-            joining.held = None
-            if id_key(stream.last_id) >= joining.floor:
-                del stream.joining[member.member_id]
+            return position
         except REDIS_ERRORS as exc:
             await self.group_discard(group, member)
             raise LayerUnavailable(f"cannot join {group!r}: {exc}") from exc
 
     async def group_discard(self, group: str, member: Member) -> None:
         if (stream := self._streams.get(group)) is not None:
-            stream.joining.pop(member.member_id, None)
+            stream.behind.pop(member.member_id, None)
+            stream.floors.pop(member.member_id, None)
         if self._groups.discard(group, member):
             self._streams.pop(group, None)
 
@@ -149,51 +165,69 @@ class RedisReliableLayer:
         await self._redis.aclose()
         await self._read_redis.aclose()
 
-    async def _tail(self, group: str) -> _Stream:
-        """Where the reader starts in a group: after its newest entry."""
-        entries = cast(Entries, await self._redis.xrevrange(self.keys.stream(group), count=1))
-        if not entries:
-            return _Stream(START, None, 0)
-        position = _position(entries[0][0], entries[0][1])
-        return _Stream(position.id, position.epoch, position.seq)
+    # Catch-ups (the Source a RedisReplay reads) ------------------------------------------------
 
-    async def _catch_up(self, group: str, member: Member, since: Position) -> tuple[int, int]:
-        """Deliver to ``member`` what came after ``since`` (after a gap notice if some of it is
-        gone); returns the last id delivered."""
-        stream_key = self.keys.stream(group)
+    async def head(self, group: str) -> tuple[str | None, int, bool]:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(self.keys.meta(group), "epoch")
-        pipe.exists(stream_key)
-        raw_epoch, exists = await pipe.execute()
-        if not raw_epoch or not exists:
-            if since.epoch != NO_EPOCH:
-                self._gap(member, group, "reset", Position(NO_EPOCH, START, 0))
-            return id_key(START)
-        epoch = raw_epoch.decode()
-        after, seq = (since.id, since.seq) if since.epoch == epoch else (START, 0)
-        told = since.epoch not in (epoch, NO_EPOCH)
-        if told:
-            self._gap(member, group, "reset", Position(epoch, START, 0))
-        while True:
-            entries = cast(Entries, await self._redis.xrange(stream_key, f"({after}", count=BATCH))
-            for entry_id, fields in entries:
-                delivery = _entry(group, entry_id, fields)
-                if delivery is None or delivery.position is None:
-                    continue
-                delivery.replayed = True
-                if delivery.position.seq > seq + 1 and not told:
-                    self._gap(member, group, "trimmed", Position(epoch, after, seq))
-                told = True
-                after, seq = delivery.position.id, delivery.position.seq
-                member.deliver(delivery)
-            if len(entries) < BATCH:
-                return id_key(after)
+        pipe.hmget(self.keys.meta(group), "epoch", "seq")
+        pipe.exists(self.keys.stream(group))
+        (epoch, seq), exists = await pipe.execute()
+        return (epoch.decode() if epoch else None), int(seq or 0), bool(exists)
 
-    @staticmethod
-    def _gap(
-        member: Member, group: str, reason: Literal["trimmed", "reset"], position: Position
-    ) -> None:
-        member.deliver(_gap(group, reason, position))
+    async def read_page(self, group: str, after: str) -> tuple[list[Delivery], bool]:
+        page = self.pages.get(group, after)
+        if page is not None:
+            return page, True
+        stream_key = self.keys.stream(group)
+        entries = cast(
+            Entries, await self._redis.xrange(stream_key, f"({after}", count=self.page_size)
+        )
+        page = []
+        for entry_id, fields in entries:
+            delivery = _entry(group, entry_id, fields)
+            if delivery is not None:
+                delivery.replayed = True
+                page.append(delivery)
+        full = len(entries) == self.page_size
+        if full:
+            self.pages.put(group, after, page, sum(len(f.get(b"d", b"")) for _, f in entries))
+        return page, full
+
+    def rejoin(self, replay: RedisReplay, *, gone: bool = False) -> Position | None:
+        stream = self._streams.get(replay.group)
+        if stream is None or stream.behind.get(replay.member_id) is not replay:
+            return replay.position  # the member left: nothing more to read
+        at = replay.position
+        if (
+            stream.epoch is not None
+            and at.epoch == stream.epoch
+            and id_key(at.id) < id_key(stream.last_id)
+        ):
+            if not gone:
+                return None
+            at = stream.position()
+        del stream.behind[replay.member_id]
+        if at.id != START:
+            stream.floors[replay.member_id] = at
+        return at
+
+    def _fall_behind(self, group: str, stream: _Stream, member: Member, since: Position) -> None:
+        stream.floors.pop(member.member_id, None)
+        replay = stream.behind[member.member_id] = RedisReplay(self, group, member.member_id, since)
+        member.replay(replay)
+
+    # The reader --------------------------------------------------------------------------------
+
+    async def _tail(self, group: str) -> _Stream:
+        """Where the reader starts in a group: after its newest entries."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xrevrange(self.keys.stream(group), count=1)
+        pipe.xrevrange(self.keys.live(group), count=1)
+        kept, live = cast(tuple[Entries, Entries], await pipe.execute())
+        stream = _Stream(START, None, 0, live[0][0].decode() if live else START)
+        if kept:
+            stream.epoch, stream.last_id, stream.seq = _position(kept[0][0], kept[0][1])
+        return stream
 
     async def _read(self) -> None:
         backoff = Backoff()
@@ -203,7 +237,11 @@ class RedisReliableLayer:
                 await self._changed.wait()
                 continue
             streams: dict[Any, Any] = {self._wake_key: self._wake_id}
-            streams.update((self.keys.stream(g), s.last_id) for g, s in self._streams.items())
+            names: dict[bytes, tuple[str, bool]] = {}
+            for group, stream in self._streams.items():
+                kept, live = self.keys.stream(group), self.keys.live(group)
+                streams[kept], streams[live] = stream.last_id, stream.live_id
+                names[kept.encode()], names[live.encode()] = (group, False), (group, True)
             try:
                 result = await self._xread(streams)
             except REDIS_ERRORS as exc:
@@ -220,11 +258,16 @@ class RedisReliableLayer:
                 log.info("stream reader reconnected after %.2fs", down)
                 self._down_since = None
             backoff.reset()
+            read: dict[str, tuple[Entries, Entries]] = {}
             for key, entries in result:
                 if key == self._wake_key.encode():
                     self._wake_id = entries[-1][0].decode()
-                else:
-                    self._fan_out(key.decode()[len(self.keys.prefix) + len(":stream:") :], entries)
+                    continue
+                name, is_live = names[key]
+                kept_entries, live_entries = read.setdefault(name, ([], []))
+                (live_entries if is_live else kept_entries).extend(entries)
+            for name, (kept_entries, live_entries) in read.items():
+                self._fan_out(name, kept_entries, live_entries)
 
     async def _wake_reader(self) -> None:
         """Make the reader's blocking read return, so that it reads a new group's stream too.
@@ -239,47 +282,90 @@ class RedisReliableLayer:
         result = await self._read_redis.xread(streams, count=BATCH, block=BLOCK_MS)
         return cast(list[tuple[bytes, Entries]], result or [])
 
-    def _fan_out(self, group: str, entries: Entries) -> None:
+    def _fan_out(self, group: str, kept: Entries, live: Entries) -> None:
         stream = self._streams.get(group)
         if stream is None:
             return
-        for entry_id, fields in entries:
-            delivery = _entry(group, entry_id, fields)
-            if delivery is None or delivery.position is None:
+        for is_live, entry_id, fields in _in_order(kept, live):
+            if is_live:
+                if id_key(entry_id.decode()) <= id_key(stream.live_id):
+                    continue  # read before this process's members joined
+                stream.live_id = entry_id.decode()
+                try:
+                    delivery = unpack(fields[b"d"], group)
+                except (KeyError, ValueError):
+                    log.warning("dropped an undecodable live entry in group %r", group)
+                    continue
+                self._deliver(group, stream, delivery, None)
                 continue
-            position = delivery.position
-            if position.epoch == stream.epoch and id_key(position.id) <= id_key(stream.last_id):
+            entry = _entry(group, entry_id, fields)
+            if entry is None or entry.position is None:
+                continue
+            at, before = entry.position, stream.position()
+            if at.epoch == stream.epoch and id_key(at.id) <= id_key(stream.last_id):
                 continue  # read before this process's members joined (a read still in flight)
-            if stream.epoch is not None and position.epoch != stream.epoch:
-                # The stream was lost and began again: what this process had not read is gone.
-                self._deliver(group, stream, _gap(group, "reset", position))
-            elif stream.epoch is not None and position.seq > stream.seq + 1:
-                # Entries were trimmed before this process read them (it fell behind capacity).
-                self._deliver(group, stream, _gap(group, "trimmed", position))
-            stream.epoch, stream.last_id, stream.seq = position
+            if stream.epoch is not None:
+                notice = _notice(group, before, at)
+                if notice is not None:
+                    if notice.gap is not None and notice.gap.payload.reason == "reset":
+                        self.pages.forget(group)
+                    self._deliver(group, stream, notice, before)
+            stream.epoch, stream.last_id, stream.seq = at
             if self.lag_observer is not None:
-                self.lag_observer(time.time() - id_key(position.id)[0] / 1000)
-            self._deliver(group, stream, delivery)
+                self.lag_observer(time.time() - id_key(at.id)[0] / 1000)
+            self._deliver(group, stream, entry, before)
 
-    def _deliver(self, group: str, stream: _Stream, delivery: Delivery) -> None:
-        for member_id, joining in tuple(stream.joining.items()):
-            if joining.held is not None:
-                joining.held.append(delivery)
-            elif _after(delivery, joining.floor):
-                del stream.joining[member_id]  # caught up with the reader: a member like any other
-        self._groups.deliver(group, delivery, skip=stream.joining)
+    def _deliver(
+        self, group: str, stream: _Stream, delivery: Delivery, before: Position | None
+    ) -> None:
+        """Hand ``delivery`` to the group's live members; one with no room for a kept entry
+        falls behind, to be caught up from ``before``."""
+        members = self._groups.members(group)
+        if not stream.behind and not stream.floors:
+            for member in tuple(members.values()):
+                if not member.deliver(delivery) and before is not None:
+                    self._fall_behind(group, stream, member, before)
+            return
+        at = delivery.position
+        for member_id, member in tuple(members.items()):
+            if member_id in stream.behind:
+                continue
+            floor = stream.floors.get(member_id)
+            if floor is not None and at is not None:
+                if at.epoch == floor.epoch and id_key(at.id) <= id_key(floor.id):
+                    continue  # its catch-up delivered this already
+                del stream.floors[member_id]
+            if not member.deliver(delivery) and before is not None:
+                self._fall_behind(group, stream, member, before)
 
 
-def _after(delivery: Delivery, floor: tuple[int, int]) -> bool:
-    return delivery.position is None or id_key(delivery.position.id) > floor
+def _notice(group: str, before: Position, at: Position) -> Delivery | None:
+    """The gap notice the reader owes its members between ``before`` and ``at``, if any."""
+    if at.epoch != before.epoch:
+        # The stream was lost and began again: what this process had not read is gone.
+        return gap(group, "reset", Position(at.epoch, START, 0))
+    if at.seq <= before.seq:
+        # The numbers went backwards (Redis restored from an older snapshot).
+        return gap(group, "reset", Position(at.epoch, before.id, at.seq - 1))
+    if at.seq > before.seq + 1:
+        # Entries were trimmed before this process read them (it fell behind capacity).
+        return gap(group, "trimmed", Position(at.epoch, before.id, at.seq - 1))
+    return None
+
+
+def _in_order(kept: Entries, live: Entries) -> Iterator[tuple[bool, bytes, dict[bytes, bytes]]]:
+    """A group's kept and live entries of one read, in the order Redis added them."""
+    if not live:
+        return ((False, entry_id, fields) for entry_id, fields in kept)
+    tagged = (
+        ((id_key(i.decode()), False, i, f) for i, f in kept),
+        ((id_key(i.decode()), True, i, f) for i, f in live),
+    )
+    return ((is_live, i, f) for _, is_live, i, f in heapq.merge(*tagged))
 
 
 def _position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:
     return Position(fields[b"e"].decode(), entry_id.decode(), int(fields[b"n"]))
-
-
-def _gap(group: str, reason: Literal["trimmed", "reset"], position: Position) -> Delivery:
-    return Delivery(group, gap=GapMessage.of(group, reason), position=position)
 
 
 def _entry(group: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery | None:

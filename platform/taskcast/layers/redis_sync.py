@@ -2,33 +2,48 @@
 
 One sync client per sender, reused across calls; redis-py's pool notices a fork and opens new
 connections in the child, so a sender built before the fork stays safe after it. They write exactly
-what the async layers write: a PUBLISH of the packed bytes, or the same append script.
+what the async layers write, with the same rules: a PUBLISH is never retried (a task's key makes
+it at most once per key), and every reliable append carries an idempotency key.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import LayerUnavailable
-from .redis_common import APPEND_SCRIPT, REDIS_ERRORS, Keys
+from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys
+from .redis_scripts import APPEND, PUBLISH_ONCE, TRANSIENT
 
 __all__ = ["RedisPubSubSender", "RedisReliableSender"]
 
 
-def _client(url: str) -> Redis:
-    return Redis.from_url(url, retry=Retry(NoBackoff(), 1), socket_connect_timeout=2)
+def _client(url: str, retries: int) -> Redis:
+    return Redis.from_url(
+        url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=2, socket_timeout=5
+    )
 
 
 class RedisPubSubSender:
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, idempotency_window: int = 3600) -> None:
         self.keys = Keys(prefix)
-        self._redis = _client(url)
+        self.idempotency_window = idempotency_window
+        self._redis = _client(url, retries=0)
+        self._publish_once = self._redis.register_script(PUBLISH_ONCE)
 
-    def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
+    def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
+        channel = self.keys.channel(group)
         try:
-            self._redis.publish(self.keys.channel(group), data)
+            if key is None:
+                self._redis.publish(channel, data)
+            else:
+                dedupe = self.keys.dedupe(group, key)
+                self._publish_once(keys=[dedupe], args=[channel, data, self.idempotency_window])
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot publish to {group!r}: {exc}") from exc
 
@@ -37,18 +52,28 @@ class RedisPubSubSender:
 
 
 class RedisReliableSender:
-    def __init__(self, url: str, prefix: str, *, expiry: int, capacity: int) -> None:
+    def __init__(
+        self, url: str, prefix: str, *, expiry: int, capacity: int, idempotency_window: int = 3600
+    ) -> None:
         self.keys = Keys(prefix)
         self.expiry = expiry
         self.capacity = capacity
-        self._redis = _client(url)
-        self._append = self._redis.register_script(APPEND_SCRIPT)
+        self.idempotency_window = idempotency_window
+        self._redis = _client(url, retries=1)
+        self._append = self._redis.register_script(APPEND)
+        self._transient = self._redis.register_script(TRANSIENT)
 
-    def group_send(self, group: str, data: bytes, *, key: str | None = None) -> None:
-        dedupe = "" if key is None else self.keys.dedupe(group, key)
-        keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
+    def group_send(
+        self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
+    ) -> None:
+        window = RETRY_WINDOW if key is None else self.idempotency_window
+        dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
         try:
-            self._append(keys=keys, args=[data, self.capacity, self.expiry])
+            if transient:
+                self._transient(keys=[self.keys.live(group), dedupe], args=[data, window])
+            else:
+                keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
+                self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot append to {group!r}: {exc}") from exc
 

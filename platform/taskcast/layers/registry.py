@@ -20,7 +20,11 @@ LayerKind = Literal["memory", "redis_pubsub", "redis_reliable"]
 
 class LayerConfig(BaseModel):
     """How to build one layer. ``expiry`` (seconds a message is kept) and ``capacity`` (messages
-    kept per group) are required by, and only used by, ``redis_reliable``."""
+    kept per group) are required by, and only used by, ``redis_reliable``, with its catch-up
+    limits: ``page_size`` (entries a catch-up reads at a time, so a socket holds at most about
+    two pages of one) and ``replay_concurrency`` (catch-up reads at once per process).
+    ``idempotency_window``: how long a send's key (a task id) makes a repeat of it a no-op: at
+    least the longest a task can be redelivered after it ran."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -29,6 +33,9 @@ class LayerConfig(BaseModel):
     prefix: str = "taskcast"
     expiry: PositiveInt | None = None
     capacity: PositiveInt | None = None
+    idempotency_window: PositiveInt = 3660
+    page_size: PositiveInt = 100
+    replay_concurrency: PositiveInt = 16
 
     @model_validator(mode="after")
     def _reliable_needs_limits(self) -> LayerConfig:
@@ -42,11 +49,19 @@ def build_layer(config: LayerConfig) -> ChannelLayer:
         case "memory":
             return InMemoryLayer()
         case "redis_pubsub":
-            return RedisPubSubLayer(config.url, config.prefix)
+            return RedisPubSubLayer(
+                config.url, config.prefix, idempotency_window=config.idempotency_window
+            )
         case "redis_reliable":
             assert config.expiry is not None and config.capacity is not None
             return RedisReliableLayer(
-                config.url, config.prefix, expiry=config.expiry, capacity=config.capacity
+                config.url,
+                config.prefix,
+                expiry=config.expiry,
+                capacity=config.capacity,
+                idempotency_window=config.idempotency_window,
+                page_size=config.page_size,
+                replay_concurrency=config.replay_concurrency,
             )
 
 
@@ -57,11 +72,17 @@ def build_sync_sender(config: LayerConfig) -> SyncGroupSender:
         case "memory":
             raise ValueError("the in-memory layer has no sync sender for other processes")
         case "redis_pubsub":
-            return RedisPubSubSender(config.url, config.prefix)
+            return RedisPubSubSender(
+                config.url, config.prefix, idempotency_window=config.idempotency_window
+            )
         case "redis_reliable":
             assert config.expiry is not None and config.capacity is not None
             return RedisReliableSender(
-                config.url, config.prefix, expiry=config.expiry, capacity=config.capacity
+                config.url,
+                config.prefix,
+                expiry=config.expiry,
+                capacity=config.capacity,
+                idempotency_window=config.idempotency_window,
             )
 
 

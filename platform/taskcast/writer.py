@@ -1,0 +1,225 @@
+"""A socket's writer: everything a consumer sends goes out through it, in order.
+
+It holds the socket's bounded outbox, knows whether a frame is in flight, sends eagerly from the
+caller when the socket is idle (see ``taskcast.eager``), and otherwise drains the outbox from one
+task. It also paces catch-ups: a member behind in a group (resuming with a cursor, or one that
+fell behind live traffic) is handed a ``Replay``, and the writer reads its next page only when
+the outbox runs low, so that a catch-up costs a page of memory whatever the history it spans.
+Frames from layers that keep messages get the socket's cursor here.
+
+The frames themselves come from the consumer, through ``Renderer``: which deliveries it wants,
+and the text of each (at once when it can, or after an await).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final, Protocol, cast
+
+from starlette.types import Send
+
+from .cursor import Position, encode_cursor
+from .delivery import Delivery
+from .eager import Suspended, finish, step, steppable_send
+from .exceptions import LayerUnavailable
+from .layers.base import Replay
+from .outbox import Outbox, Overflow
+
+__all__ = ["LATER", "Renderer", "SocketWriter"]
+
+
+class _Later:
+    """A frame that needs an await to render (an event handler still running)."""
+
+
+LATER: Final = _Later()
+
+
+class Renderer(Protocol):
+    """What the writer asks the consumer about each delivery."""
+
+    def wants(self, delivery: Delivery) -> bool:
+        """Whether this socket gets ``delivery`` at all (starts its rendering when it does)."""
+
+    def render_now(self, delivery: Delivery) -> str | _Later | None:
+        """The frame's body, ``LATER`` when it needs an await, ``None`` for no frame."""
+
+    async def render(self, delivery: Delivery) -> str | None: ...
+
+
+Item = Delivery | str | Suspended
+
+
+class SocketWriter:
+    """The writing half of one socket. ``start`` once the socket is accepted; until then frames
+    queue. ``close`` is called with 1013 when the outbox overflows under ``Overflow.CLOSE``, or
+    when a catch-up cannot be read."""
+
+    def __init__(
+        self,
+        send: Send,
+        renderer: Renderer,
+        close: Callable[[int, str], Awaitable[None]],
+        *,
+        size: int,
+        overflow: Overflow,
+        keeps_messages: bool,
+        on_sent: Callable[[], None],
+        on_drop: Callable[[], None],
+    ) -> None:
+        self._send = send
+        self._renderer = renderer
+        self._close = close
+        self._on_sent = on_sent
+        self._outbox: Outbox[Item] = Outbox(size, overflow, on_drop=on_drop)
+        self._size = size
+        # Frames from a layer that keeps messages stop at this mark, which leaves room for
+        # replies and notices; past it, the layer pages the member in later (see ``offer``).
+        self._retained_room = max(1, size - size // 8)
+        self._keeps = keeps_messages
+        self.eager = steppable_send(send)
+        # True while a frame is being sent (by the drain task, or a send that had to wait), and
+        # before ``start``: then new frames queue behind, in order.
+        self._in_flight = True
+        self._replays: deque[Replay] = deque()
+        self.positions: dict[str, Position] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, name: str) -> None:
+        self._task = asyncio.create_task(self._drain(), name=name)
+        self._in_flight = bool(self._outbox) or bool(self._replays)
+
+    def stop(self) -> None:
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+
+    # What the consumer hands over ------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Queue a frame (a reply, an error, a notice to this socket alone)."""
+        if self._in_flight or self._outbox:
+            self._outbox.put(text)  # past the bound: the overflow policy (CLOSE: 1013)
+        else:
+            self._send_now(text)
+
+    def offer(self, delivery: Delivery) -> bool:
+        """Take a broadcast the consumer wants; false when a frame the layer keeps finds no room
+        (the layer then stops delivering that group and hands over a ``Replay``). A frame that
+        is not kept and finds no room is dropped: on a layer that keeps messages the newest (a
+        presence notice), otherwise the oldest (``Overflow.DROP_OLDEST``)."""
+        if self._in_flight or self._outbox:
+            queued = len(self._outbox)
+            if delivery.position is not None and self._keeps:
+                if queued >= self._retained_room:
+                    return False
+            elif self._keeps and queued >= self._size:
+                return True  # a transient frame: live members only, and this one is not keeping up
+            self._outbox.put(delivery)
+            return True
+        text = self._renderer.render_now(delivery)
+        if isinstance(text, _Later):
+            self._outbox.put(delivery)
+        elif text is not None:
+            self._send_now(self.framed(delivery, text))
+        return True
+
+    def replay(self, replay: Replay) -> None:
+        """Catch up on ``replay`` as the socket drains (after what is queued)."""
+        self._replays.append(replay)
+        self._in_flight = True
+        self._outbox.wake()
+
+    # Sending ---------------------------------------------------------------------------------
+
+    def _send_now(self, text: str) -> None:
+        """Send from the caller when the socket is idle: the send's first step almost always
+        finishes it, which saves a task wake-up per frame per socket."""
+        if not self.eager:
+            self._outbox.put(text)
+            self._in_flight = True
+            return
+        self._on_sent()
+        send = cast(Coroutine[Any, Any, None], self._send({"type": "websocket.send", "text": text}))
+        try:
+            done, suspended = step(send)
+        except Exception:  # the client is gone; the receive loop sees the disconnect
+            return
+        if not done:
+            # Its transport is paused: the drain task finishes this send before anything else.
+            assert isinstance(suspended, Suspended)
+            self._in_flight = True
+            self._outbox.put_first(suspended)
+
+    async def _drain(self) -> None:
+        outbox = self._outbox
+        while not outbox.overflowed:
+            if self._replays and len(outbox) < self._replays[0].size // 2 + 1:
+                if not await self._read_page(self._replays[0]):
+                    return
+                continue
+            item = outbox.pop()
+            if item is None:
+                self._in_flight = False
+                await outbox.wait()
+                self._in_flight = True
+                continue
+            self._in_flight = True
+            try:
+                if isinstance(item, Suspended):
+                    await finish(item)
+                else:
+                    text = item if isinstance(item, str) else await self._render(item)
+                    if text is not None:
+                        self._on_sent()
+                        await self._send({"type": "websocket.send", "text": text})
+            except Exception:  # the client is gone; the receive loop sees the disconnect
+                return
+        await self._close(1013, "too slow: resume from your last position")
+
+    async def _read_page(self, replay: Replay) -> bool:
+        try:
+            page = await replay.page()
+        except LayerUnavailable:
+            await self._close(1013, "try again later")
+            return False
+        if page is None:  # caught up: the layer delivers this group live again
+            self._replays.popleft()
+            return True
+        for delivery in page:
+            if self._renderer.wants(delivery):
+                self._outbox.put(delivery)
+        return True
+
+    async def _render(self, delivery: Delivery) -> str | None:
+        text = self._renderer.render_now(delivery)
+        if isinstance(text, _Later):
+            text = await self._renderer.render(delivery)
+        return None if text is None else self.framed(delivery, text)
+
+    # Cursors ---------------------------------------------------------------------------------
+
+    def framed(self, delivery: Delivery, body: str) -> str:
+        """``body`` with this socket's cursor, when ``delivery`` came from a layer that keeps
+        messages: after ``delivery``'s position, or where the socket is (a transient frame)."""
+        position = delivery.position
+        if position is None:
+            if delivery.group not in self.positions:
+                return body  # a layer that keeps nothing
+            key: Any = (body, *self.positions.values())
+        else:
+            self.positions[delivery.group] = position
+            key = body
+        if len(self.positions) > 1:
+            text = _with_cursor(body, encode_cursor(self.positions))
+        else:
+            # Every member at the same position shares the framed text.
+            text = delivery.cache.get(key) or delivery.cache.setdefault(
+                key, _with_cursor(body, encode_cursor(self.positions))
+            )
+        return f'{text[:-1]},"replayed":true}}' if delivery.replayed else text
+
+
+def _with_cursor(text: str, cursor: str) -> str:
+    return f'{text[:-1]},"cursor":"{cursor}"}}'
