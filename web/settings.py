@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # Frames a client may send a second, with a burst; past it rate_limited errors, then 1008.
     rate_per_second: PositiveFloat | None = 50.0
     rate_burst: PositiveInt = 100
+    # Analytics: what a client (or a task's caller) may send as an event — a name of at most
+    # this many characters and data of at most this many bytes of compact JSON — and the
+    # aggregate: at most max_names distinct names per summary (the rest counted as "(other)"),
+    # over a rolling window of this many seconds.
+    analytics_max_event_chars: PositiveInt = 100
+    analytics_max_data_bytes: PositiveInt = 4096
+    analytics_max_names: PositiveInt = 20
+    analytics_window: PositiveInt = 3600
 
     # Workers: the Celery broker and result backend (default REDIS_URL), the beat intervals (s),
     # the broker's visibility timeout (s; above every countdown and retry backoff), Flower.

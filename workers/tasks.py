@@ -10,6 +10,7 @@ twice (its worker killed mid-task) broadcasts once. Bad arguments fail the task 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -21,12 +22,14 @@ from pydantic import JsonValue, TypeAdapter, ValidationError
 from taskcast import BaseMessage, Consumer, LayerUnavailable, SyncPublisher
 from web.settings import Settings
 from web.showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
+from web.showcase.analytics import AnalyticsLimits
 from web.showcase.messages import (
     AnalyticsEvent,
     AnalyticsPayload,
     SystemNotify,
     SystemPeriodicNotify,
 )
+from workers.analytics import AnalyticsCounts
 
 RETRY: dict[str, Any] = {
     "autoretry_for": (LayerUnavailable, redis.RedisError),
@@ -43,6 +46,7 @@ SEED_EVENTS = [
     "error:api_timeout",
 ]
 SUMMARY_TITLE = "📈 Analytics summary"
+UNCHANGED = "unchanged since the last summary: nothing broadcast"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ _EVENTS: TypeAdapter[list[str | AnalyticsPayload]] = TypeAdapter(list[str | Anal
 @shared_task(bind=True, **RETRY)
 def send_analytics_event(self: Task, event: str, data: Any = None) -> str:
     """Broadcast one analytics event, with optional JSON data, to the analytics clients."""
-    payload = AnalyticsPayload(event=_text(event, "event"), data=_check(_DATA, data, "data"))
+    payload = _analytics_payload(self, event, data)
     _publish(self, AnalyticsConsumer, AnalyticsEvent(payload=payload), key=self.request.id)
     return f"sent analytics event {payload.event}"
 
@@ -144,9 +148,14 @@ def send_analytics_events(self: Task, events: Any = None) -> str:
     """Broadcast several analytics events (names, or {"event", "data"} objects) in order;
     by default the seed's five."""
     items = _check(_EVENTS, SEED_EVENTS if events is None else events, "events")
-    for n, item in enumerate(items):
-        payload = item if isinstance(item, AnalyticsPayload) else AnalyticsPayload(event=item)
-        _text(payload.event, f"events[{n}].event")
+    # All checked before the first is broadcast: a bad item fails the task with none sent.
+    payloads = [
+        _analytics_payload(self, item, None, f"events[{n}].")
+        if isinstance(item, str)
+        else _analytics_payload(self, item.event, item.data, f"events[{n}].")
+        for n, item in enumerate(items)
+    ]
+    for n, payload in enumerate(payloads):
         event = AnalyticsEvent(payload=payload)
         _publish(self, AnalyticsConsumer, event, key=f"{self.request.id}:{n}")
     return f"sent {len(items)} analytics events"
@@ -167,19 +176,46 @@ def periodic_announcements(self: Task) -> str:
     return text
 
 
-@shared_task(bind=True, **RETRY)
-def record_analytics_event(self: Task, event: str, data: Any = None) -> int:
-    """Count one analytics event a client sent, by name; returns the new count."""
-    shared = resources(self.app)
-    return int(shared.store.hincrby(shared.key("analytics:counts"), _text(event, "event"), 1))
+def _analytics_payload(
+    task: Task, event: object, data: object, field: str = ""
+) -> AnalyticsPayload:
+    """An event from outside, checked as the analytics consumer checks a client's."""
+    limits = AnalyticsLimits.of(resources(task.app).settings)
+    name = limits.event(event, f"{field}event")
+    return AnalyticsPayload(
+        event=name, data=limits.data(_check(_DATA, data, f"{field}data"), f"{field}data")
+    )
+
+
+@cache
+def analytics_counts(app: Celery) -> AnalyticsCounts:
+    """The analytics counts of one Celery app, under ``<key prefix>:analytics``."""
+    shared = resources(app)
+    settings = shared.settings
+    return AnalyticsCounts(
+        shared.store,
+        shared.key("analytics"),
+        settings.analytics_window,
+        settings.analytics_max_names,
+    )
 
 
 @shared_task(bind=True, **RETRY)
-def publish_analytics_summary(self: Task) -> dict[str, int]:
-    """Run by beat: broadcast the counts of analytics events so far to the analytics clients."""
-    shared = resources(self.app)
-    raw = shared.store.hgetall(shared.key("analytics:counts"))
-    counts = {k.decode(): int(v) for k, v in sorted(raw.items())}
-    payload = AnalyticsPayload(event=SUMMARY_TITLE, data=counts)
+def record_analytics_event(self: Task, event: str, data: Any = None) -> str:
+    """Count one analytics event a client sent, by name, in the rolling window; returns the name
+    it was counted under: its own, or "(other)" when the window's latest bucket is full."""
+    payload = _analytics_payload(self, event, data)
+    return analytics_counts(self.app).record(payload.event)
+
+
+@shared_task(bind=True, **RETRY)
+def publish_analytics_summary(self: Task) -> dict[str, int] | str:
+    """Run by beat: broadcast the counts of the rolling window to the analytics clients when
+    they changed since the last summary; returns the counts broadcast, or ``UNCHANGED``."""
+    # A task run without a worker (apply) has no id: one of its own, not the last caller's.
+    summary = analytics_counts(self.app).summarise(self.request.id or uuid.uuid4().hex)
+    if not summary.changed:
+        return UNCHANGED
+    payload = AnalyticsPayload(event=SUMMARY_TITLE, data=summary.counts)
     _publish(self, AnalyticsConsumer, AnalyticsEvent(payload=payload), key=self.request.id)
-    return counts
+    return summary.counts

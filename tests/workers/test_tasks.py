@@ -11,6 +11,7 @@ from celery import Celery
 
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.settings import Settings
+from workers.tasks import analytics_counts
 
 pytestmark = pytest.mark.anyio
 
@@ -133,8 +134,7 @@ async def test_periodic_announcements_alternate_and_keep_counting(
 async def test_analytics_frames_are_counted_and_summarised(
     worker: None, celery_app: Celery, server: LiveServer, settings: Settings
 ) -> None:
-    store = redis.Redis.from_url(settings.redis_url)
-    counts_key = f"{settings.key_prefix}:analytics:counts"
+    counts = analytics_counts(celery_app)
     async with connect(server.ws_url("/ws/analytics")) as client:
         for event in ["page_view", "page_view", "click"]:
             await client.send({"action": "analytics", "payload": {"event": event}})
@@ -144,7 +144,7 @@ async def test_analytics_frames_are_counted_and_summarised(
                 {"event": f"📊 Analytics: {event}", "data": None},
             )
         async with asyncio.timeout(15):  # the web tier handed each frame to a task
-            while store.hgetall(counts_key) != {b"page_view": b"2", b"click": b"1"}:  # noqa: ASYNC110
+            while counts.counts() != {"page_view": 2, "click": 1}:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert await result(run(celery_app, "publish_analytics_summary")) == {
             "click": 1,

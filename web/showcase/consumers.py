@@ -6,10 +6,13 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from taskcast import Consumer, event_handler, ws_handler
+from taskcast import Consumer, InvalidPayload, event_handler, ws_handler
+from web.settings import Settings
 
+from .analytics import AnalyticsLimits
 from .messages import (
     AnalyticsEvent,
+    AnalyticsInput,
     AnalyticsMessage,
     AnalyticsNotificationMessage,
     AnalyticsPayload,
@@ -135,11 +138,22 @@ class AnalyticsConsumer(Consumer):
 
     @ws_handler(
         summary="Handle analytics events",
-        description="Broadcast the event to every analytics client, with reliable delivery.",
+        description=(
+            "Broadcast the event to every analytics client, with reliable delivery, and count it."
+            " A name or data over the limits is refused with an invalid_payload error."
+        ),
         broadcasts=(AnalyticsNotificationMessage,),
     )
     async def handle_analytics(self, message: AnalyticsMessage) -> None:
         payload = message.payload
+        # Checked before anything is kept: the stream retains every broadcast for an hour and
+        # the counts key on the name, so neither may grow with what a client chooses to send.
+        limits = AnalyticsLimits.of(_settings(self.websocket))
+        try:
+            limits.event(payload.event)
+            limits.data(payload.data)
+        except ValueError as exc:
+            raise InvalidPayload(str(exc)) from None
         await self.broadcast(
             AnalyticsNotificationMessage(
                 payload=AnalyticsPayload(event=f"📊 Analytics: {payload.event}", data=payload.data)
@@ -156,7 +170,13 @@ class AnalyticsConsumer(Consumer):
         return AnalyticsNotificationMessage(payload=event.payload)
 
 
-async def _record(websocket: WebSocket, payload: AnalyticsPayload) -> None:
+def _settings(websocket: WebSocket) -> Settings | None:
+    app = websocket.scope.get("app")
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    return settings if isinstance(settings, Settings) else None
+
+
+async def _record(websocket: WebSocket, payload: AnalyticsInput) -> None:
     """Hand the event to the analytics pipeline (a task), when the app has a task queue."""
     app = websocket.scope.get("app")
     tasks = getattr(getattr(app, "state", None), "tasks", None)

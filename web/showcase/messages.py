@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 
 from taskcast import BaseMessage
 
@@ -69,11 +69,37 @@ class AnalyticsPayload(BaseModel):
     data: JsonValue = None
 
 
+# Letters, marks and digits of any script, and the punctuation event names use ("page_view:/a",
+# "user@host", "#tag", "a+b"); no control characters, no leading or trailing space, and no
+# parentheses, so that no client can send the summary's "(other)". \p{...} is understood by
+# pydantic (Rust regex) and by JSON Schema validators (ECMA-262 with the `u` flag).
+_NAME_CHARS = r"\p{L}\p{M}\p{N}_.,:;/@#+=&?!~%'-"
+EVENT_NAME_PATTERN = rf"^[{_NAME_CHARS}](?:[ {_NAME_CHARS}]*[{_NAME_CHARS}])?$"
+
+
+class AnalyticsInput(BaseModel):
+    """An analytics event as a client sends it: a name of its own and optional JSON data."""
+
+    event: str = Field(
+        pattern=EVENT_NAME_PATTERN,
+        description=(
+            "The event's name: letters, digits, spaces (not first or last) and _ . , : ; / @ # "
+            "+ = & ? ! ~ % ' -; at most TASKCAST_ANALYTICS_MAX_EVENT_CHARS characters (100)."
+        ),
+        examples=["page_view:/dashboard"],
+    )
+    data: JsonValue = Field(
+        None,
+        description="Any JSON; at most TASKCAST_ANALYTICS_MAX_DATA_BYTES bytes as compact JSON "
+        "(4096).",
+    )
+
+
 class AnalyticsMessage(BaseMessage):
     """An analytics event from a client."""
 
     action: Literal["analytics"] = "analytics"
-    payload: AnalyticsPayload
+    payload: AnalyticsInput
 
 
 class AnalyticsNotificationMessage(BaseMessage):
