@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskcast import ConsumerOptions, LayerConfig
 from taskcast.consumer import Connections
 from taskcast.guards import TokenAuthenticator
 from taskcast.metrics import Metrics
+
+# The longest a failed task waits before its retry (Celery's retry_backoff_max, in seconds).
+TASK_RETRY_BACKOFF_MAX = 60
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
     analytics_prefix: str | None = None
     analytics_expiry: PositiveInt = 3600
     analytics_capacity: PositiveInt = 5000
+    # Catch-ups on the reliable layers: entries read at a time (a socket holds at most about two
+    # pages of one), and catch-up reads at once per web process.
+    replay_page_size: int = Field(100, ge=1, le=10_000)
+    replay_concurrency: PositiveInt = 16
 
     # Limits per socket.
     max_frame_bytes: PositiveInt = 65_536
@@ -67,7 +74,8 @@ class Settings(BaseSettings):
     analytics_window: PositiveInt = 3600
 
     # Workers: the Celery broker and result backend (default REDIS_URL), the beat intervals (s),
-    # the broker's visibility timeout (s; above every countdown and retry backoff), Flower.
+    # the broker's visibility timeout (s; above every countdown and retry backoff: a task is
+    # redelivered that long after a worker took it and died), Flower.
     celery_broker_url: str | None = None
     celery_result_backend: str | None = None
     celery_queue: str = "tasks"
@@ -79,6 +87,23 @@ class Settings(BaseSettings):
     flower_password: SecretStr = SecretStr("taskcast")
     # The HTTP trigger (POST /api/broadcast) answers only when a bearer token is set.
     broadcast_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _redelivery_fits(self) -> Settings:
+        if self.visibility_timeout <= TASK_RETRY_BACKOFF_MAX:
+            raise ValueError(
+                f"TASKCAST_VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must exceed the tasks' "
+                f"longest retry backoff ({TASK_RETRY_BACKOFF_MAX} s), or a task waiting for its "
+                "retry is redelivered and runs twice"
+            )
+        return self
+
+    @property
+    def idempotency_window(self) -> int:
+        """How long a task's idempotency key is kept (seconds): a task can be redelivered up to
+        the visibility timeout after a worker took it, and retried up to the longest backoff
+        after it failed; so a repeat within this window is a no-op."""
+        return self.visibility_timeout + TASK_RETRY_BACKOFF_MAX
 
     @property
     def broker_url(self) -> str:
@@ -98,6 +123,9 @@ class Settings(BaseSettings):
                 prefix=getattr(self, f"{alias}_prefix") or f"{self.key_prefix}:{alias}",
                 expiry=expiry,
                 capacity=size,
+                idempotency_window=self.idempotency_window,
+                page_size=self.replay_page_size,
+                replay_concurrency=self.replay_concurrency,
             )
 
         return {

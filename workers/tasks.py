@@ -2,8 +2,10 @@
 
 Call them by name: ``celery -A workers call workers.tasks.send_chat_message -a '["hi"]'``.
 They publish through one sync publisher per worker process, retry with backoff while Redis is
-away, and pass their task id as the idempotency key on reliable layers, so that a task delivered
-twice (its worker killed mid-task) broadcasts once. Bad arguments fail the task with a
+away, and pass their task id as the idempotency key of every broadcast, on pub/sub and reliable
+layers alike, so that a task delivered twice (its worker killed mid-task, a retry after a
+broadcast went out) broadcasts once: the key is kept for the settings' ``idempotency_window``
+(the visibility timeout plus the longest retry backoff). Bad arguments fail the task with a
 ``ValueError`` that says what was wrong, before anything is broadcast.
 """
 
@@ -20,7 +22,7 @@ from celery import Celery, Task, shared_task
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from taskcast import BaseMessage, Consumer, LayerUnavailable, SyncPublisher
-from web.settings import Settings
+from web.settings import TASK_RETRY_BACKOFF_MAX, Settings
 from web.showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
 from web.showcase.analytics import AnalyticsLimits
 from web.showcase.messages import (
@@ -34,7 +36,7 @@ from workers.analytics import AnalyticsCounts
 RETRY: dict[str, Any] = {
     "autoretry_for": (LayerUnavailable, redis.RedisError),
     "retry_backoff": True,
-    "retry_backoff_max": 60,  # below the broker's visibility timeout
+    "retry_backoff_max": TASK_RETRY_BACKOFF_MAX,  # below the visibility timeout (settings check)
     "retry_jitter": True,
     "max_retries": 10,
 }
@@ -75,7 +77,8 @@ def resources(app: Celery) -> Resources:
 def _publish(
     task: Task, consumer: type[Consumer], event: BaseMessage, key: str | None = None
 ) -> None:
-    resources(task.app).publisher.publish(consumer, event, key=key)
+    """Publish once per ``key``: by default the task's id."""
+    resources(task.app).publisher.publish(consumer, event, key=key or task.request.id)
 
 
 def _text(value: object, name: str) -> str:
@@ -116,7 +119,7 @@ def send_reliable_message(
     text = _text(message, "message")
     if not isinstance(hold, int | float) or not 0 <= hold <= 60:
         raise ValueError(f"hold must be a number of seconds from 0 to 60, not {hold!r}")
-    _publish(self, ReliableChatConsumer, SystemNotify(payload=text), key=self.request.id)
+    _publish(self, ReliableChatConsumer, SystemNotify(payload=text))
     time.sleep(hold)
     return f"sent to the reliable room: {text}"
 
@@ -166,7 +169,13 @@ def periodic_announcements(self: Task) -> str:
     """Run by beat: alternately a chat announcement (odd runs) and a periodic system status
     notification (even runs), numbered across restarts."""
     shared = resources(self.app)
-    n = int(shared.store.incr(shared.key("announcements")))
+    # The run's number, kept by task id: a redelivered run tells the same number (and its
+    # broadcast, keyed by the task id too, does not go out again).
+    mine = shared.key(f"announcements:{self.request.id}")
+    if shared.store.get(mine) is None:
+        n = shared.store.incr(shared.key("announcements"))
+        shared.store.set(mine, n, nx=True, ex=shared.settings.idempotency_window)
+    n = int(shared.store.get(mine) or 0)
     if n % 2:
         text = f"⏰ Hourly chat announcement #{n}"
         _publish(self, ChatConsumer, SystemNotify(payload=text))

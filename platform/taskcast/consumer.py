@@ -77,6 +77,8 @@ class Consumer:
     # For the documentation: tags, and what on_connect/on_disconnect broadcast.
     tags: ClassVar[tuple[str, ...]] = ()
     notices: ClassVar[tuple[type[BaseMessage], ...]] = ()
+    # For the documentation: whether those notices are broadcast with ``transient=True``.
+    transient_notices: ClassVar[bool] = False
     authenticator: ClassVar[Authenticator | None] = None
     handlers: ClassVar[HandlerTable]
 

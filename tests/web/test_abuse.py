@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -152,4 +153,8 @@ def test_connection_churn_leaves_no_member_subscription_reader_or_task(
     assert_clean(app, baseline)
     client = redis.Redis.from_url(redis_url)
     for channel in (f"{prefix}:chat:chat_room", f"{prefix}:notifications:notifications"):
+        # The last UNSUBSCRIBE is written as the last socket leaves; Redis confirms it later.
+        deadline = time.monotonic() + 5
+        while dict(client.pubsub_numsub(channel))[channel.encode()] and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert dict(client.pubsub_numsub(channel))[channel.encode()] == 0

@@ -55,6 +55,8 @@ async def test_a_redis_restart_keeps_the_sockets_and_delivery_resumes(private_re
         ):
             assert text(await chat.receive()) == "📢 Someone joined the chat"
             assert text(await reliable.receive()) == "🔒 Reliable chat connection established!"
+            publisher.publish(ReliableChatConsumer, SystemNotify(payload="before"))
+            assert text(await reliable.receive()) == "before"
             private_redis.stop()
             private_redis.start()
             for client in (chat, reliable):  # still open, still answering
@@ -97,12 +99,10 @@ async def test_a_killed_web_process_loses_nothing_that_is_retained(
         publisher.publish(AnalyticsConsumer, SystemNotify(payload=f"down {n}"))
     web.start()  # the same port, a new process
     async with connect(web.ws_url(f"/ws/reliable?cursor={cursors['/ws/reliable']}")) as again:
-        assert [text(await again.receive()) for _ in range(4)] == [
-            "down 0",
-            "down 1",
-            "down 2",
-            "🔒 Reliable chat connection established!",
-        ]
+        got = [text(await again.receive()) for _ in range(4)]
+        # Its join notice is transient: sent live, in whatever place the catch-up has reached.
+        got.remove("🔒 Reliable chat connection established!")
+        assert got == ["down 0", "down 1", "down 2"]
     async with connect(web.ws_url(f"/ws/analytics?cursor={cursors['/ws/analytics']}")) as again:
         assert [text(await again.receive()) for _ in range(3)] == ["down 0", "down 1", "down 2"]
         await again.expect_nothing()

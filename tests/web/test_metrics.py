@@ -48,7 +48,8 @@ async def test_metrics_count_connections_frames_errors_and_lag(
         assert samples["taskcast_frames_sent_total", chat] >= 3
         assert samples["taskcast_error_frames_total", (("code", "invalid_json"), *chat)] == 1
         assert samples.get(("taskcast_dropped_frames_total", chat), 0) == 0
-        assert samples["taskcast_reliable_delivery_lag_seconds_count", (("layer", "queue"),)] >= 2
+        # One kept message ("measured"); the join notice is transient and has no lag to measure.
+        assert samples["taskcast_reliable_delivery_lag_seconds_count", (("layer", "queue"),)] >= 1
         assert samples["taskcast_redis_reconnects_total", (("layer", "chat"),)] == 0
     samples = await scrape(server)
     assert samples["taskcast_connections", chat] == 0

@@ -79,12 +79,15 @@ class ReliableChatConsumer(Consumer):
     groups = ("reliable_chat",)
     tags = ("chat", "reliable", "showcase")
     notices = (ReliableChatNotificationMessage,)
+    # Presence is news only while it is live: joins and leaves are not kept, so connect/close
+    # churn never evicts the room's messages from its history.
+    transient_notices = True
 
     async def on_connect(self) -> None:
-        await self.broadcast(_reliable("🔒 Reliable chat connection established!"))
+        await self.broadcast(_reliable("🔒 Reliable chat connection established!"), transient=True)
 
     async def on_disconnect(self, code: int) -> None:
-        await self.broadcast(_reliable("🚪 Left reliable chat!"))
+        await self.broadcast(_reliable("🚪 Left reliable chat!"), transient=True)
 
     @ws_handler(
         summary="Handle reliable chat messages",

@@ -3,7 +3,9 @@
 One channel per endpoint; a ``receive`` operation per client action (with its reply where the
 handler returns one); a ``send`` operation per message the server sends — replies, broadcasts,
 event-driven frames, connect/disconnect notices, errors, and on layers that keep messages the loss
-notice (``gap``) and the ``cursor`` that frames carry and the URL takes back.
+notice (``gap``) and the ``cursor`` that frames carry and the URL takes back. There, each send
+operation says whether its messages are kept (``x-taskcast-retained``): kept ones reach a client
+that resumes later; transient ones (presence notices) only the clients connected at the time.
 """
 
 from __future__ import annotations
@@ -95,7 +97,16 @@ class _Builder:
             channel["messages"][key] = {"$ref": f"#/components/messages/{key}"}
             return {"$ref": f"#/channels/{channel_id}/messages/{key}"}
 
-        def operation(name: str, body: Json, spec_tags: Iterable[str] = ()) -> None:
+        def operation(
+            name: str, body: Json, spec_tags: Iterable[str] = (), *, retained: bool | None = None
+        ) -> None:
+            if keeps_messages and retained is not None:
+                body["x-taskcast-retained"] = retained
+                body["description"] = f"{body.get('description', '')} " + (
+                    "Kept: a client that reconnects with its cursor receives it."
+                    if retained
+                    else "Transient: only clients connected at the time receive it; not kept."
+                )
             all_tags = tags + [{"name": t} for t in spec_tags if {"name": t} not in tags]
             if all_tags:
                 body["tags"] = all_tags
@@ -124,7 +135,7 @@ class _Builder:
                     f"Broadcast by {action}",
                     f"Sent to every member of the groups when a client sends {action}.",
                 )
-                operation(f"send_{model.action_name}_after_{action}", sent)
+                operation(f"send_{model.action_name}_after_{action}", sent, retained=True)
         for action, handler in sorted(consumer.handlers.events.items()):
             if not handler.outputs:
                 continue
@@ -135,7 +146,7 @@ class _Builder:
             sent |= _texts(
                 handler.summary, f"Sent when a {action} event is published to the groups."
             )
-            operation(f"send_on_{action}", sent, handler.spec.tags)
+            operation(f"send_on_{action}", sent, handler.spec.tags, retained=True)
         notices = consumer.notices
         if notices:
             sent = {
@@ -146,7 +157,7 @@ class _Builder:
                 "Connect and disconnect notices",
                 "Broadcast to the groups when a client joins or leaves.",
             )
-            operation("send_notices", sent)
+            operation("send_notices", sent, retained=not consumer.transient_notices)
         errors = {"action": "send", "messages": [ref(ErrorMessage)]}
         errors |= _texts("Errors", "Sent when a frame cannot be handled; the socket stays open.")
         operation("send_error", errors)

@@ -9,7 +9,7 @@ import random
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 __all__ = [
     "REDIS_ERRORS",
@@ -18,6 +18,7 @@ __all__ = [
     "Keys",
     "answers",
     "async_client",
+    "retried",
     "stop_reader",
 ]
 
@@ -28,24 +29,32 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutErr
 RETRY_WINDOW = 120
 
 
-def async_client(url: str, *, retries: int = 1, timeout: float = 5.0) -> Redis:
+def async_client(
+    url: str, *, retries: int = 1, timeout: float = 5.0, idempotent: bool = True
+) -> Redis:
     # One quick retry on a fresh connection covers pooled connections that died with a restart;
-    # anything longer is the layer's own backoff, so that no call hangs for long. A retry after
-    # a timeout re-runs a command Redis may have run already: only clients whose commands are
-    # idempotent (keyed appends, reads) retry; publishing is never retried (``retries=0``).
-    # ``timeout`` bounds every reply, so it must exceed any blocking read made on the client.
+    # anything longer is the layer's own backoff, so that no call hangs for long. ``timeout``
+    # bounds every reply, so it must exceed any blocking read made on the client.
     # A blocking pool: a burst of sends (a thousand sockets leaving at once, each with a notice)
     # waits for a connection instead of failing with "Too many connections".
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=32,
         timeout=timeout,
-        retry=Retry(NoBackoff(), retries),
+        retry=Retry(NoBackoff(), retries, supported_errors=retried(idempotent=idempotent)),
         socket_connect_timeout=2,
         socket_timeout=timeout,
         socket_keepalive=True,
     )
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
+
+
+def retried(*, idempotent: bool) -> tuple[type[RedisError], ...]:
+    """The errors a client retries a command after. A timed-out reply says nothing of whether
+    Redis ran the command (a stalled Redis runs it when it wakes): only idempotent commands
+    (keyed appends, reads) are retried after one. A connection found closed is retried either
+    way: the server that closed it is gone, and its successor never saw the command."""
+    return (ConnectionError, TimeoutError) if idempotent else (ConnectionError,)
 
 
 async def answers(client: Redis) -> bool:

@@ -1,6 +1,6 @@
 """The Redis pub/sub layer: fast, at-most-once.
 
-One PUBLISH per broadcast, never retried (a retry after a timed-out reply can publish twice); with
+One PUBLISH per broadcast, never retried after a timeout (Redis may have run it); with
 an idempotency key (a task's id), one script that publishes at most once per key. Per process,
 one subscriber connection, subscribed to a group's channel while the process has members in it.
 A reader task receives each broadcast once, unpacks it once and hands it to the local members.
@@ -39,7 +39,7 @@ class RedisPubSubLayer:
     def __init__(self, url: str, prefix: str, *, idempotency_window: int = 3600) -> None:
         self.keys = Keys(prefix)
         self.idempotency_window = idempotency_window
-        self._redis = async_client(url, retries=0)
+        self._redis = async_client(url, idempotent=False)
         self._publish_once = self._redis.register_script(PUBLISH_ONCE)
         self._sub_redis = async_client(url, retries=0)
         self._groups = LocalGroups()

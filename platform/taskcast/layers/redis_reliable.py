@@ -113,7 +113,9 @@ class RedisReliableLayer:
         dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
         try:
             if transient:
-                await self._transient(keys=[self.keys.live(group), dedupe], args=[data, window])
+                await self._transient(
+                    keys=[self.keys.live(group), self.keys.meta(group), dedupe], args=[data, window]
+                )
             else:
                 keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
                 await self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
@@ -327,11 +329,15 @@ class RedisReliableLayer:
                     self._fall_behind(group, stream, member, before)
             return
         at = delivery.position
+        if at is None:  # transient: to every member present, whether caught up or not
+            for member in tuple(members.values()):
+                member.deliver(delivery)
+            return
         for member_id, member in tuple(members.items()):
             if member_id in stream.behind:
                 continue
             floor = stream.floors.get(member_id)
-            if floor is not None and at is not None:
+            if floor is not None:
                 if at.epoch == floor.epoch and id_key(at.id) <= id_key(floor.id):
                     continue  # its catch-up delivered this already
                 del stream.floors[member_id]
@@ -354,12 +360,14 @@ def _notice(group: str, before: Position, at: Position) -> Delivery | None:
 
 
 def _in_order(kept: Entries, live: Entries) -> Iterator[tuple[bool, bytes, dict[bytes, bytes]]]:
-    """A group's kept and live entries of one read, in the order Redis added them."""
+    """A group's kept and live entries of one read, in the order they were sent: a live entry
+    goes after the kept message whose number it noted. (Across reads the order holds anyway: a
+    read returns everything sent to both streams before it.)"""
     if not live:
         return ((False, entry_id, fields) for entry_id, fields in kept)
     tagged = (
-        ((id_key(i.decode()), False, i, f) for i, f in kept),
-        ((id_key(i.decode()), True, i, f) for i, f in live),
+        ((int(f.get(b"n", 0)), False, i, f) for i, f in kept),
+        ((int(f.get(b"a", 0)), True, i, f) for i, f in live),
     )
     return ((is_live, i, f) for _, is_live, i, f in heapq.merge(*tagged))
 

@@ -35,13 +35,15 @@ return id
 """
 
 # A transient broadcast: onto the group's short live stream, which the same readers read, kept
-# only as long as a reader needs to see it. KEYS: live stream, dedupe key or "". ARGV: data,
-# dedupe seconds.
+# only as long as a reader needs to see it. It notes the number of the last kept message ("a"),
+# so that a reader puts it after that one and before the next. KEYS: live stream, meta, dedupe
+# key or "". ARGV: data, dedupe seconds.
 TRANSIENT = """
-if KEYS[2] ~= "" and not redis.call("SET", KEYS[2], "1", "NX", "EX", tonumber(ARGV[2])) then
+if KEYS[3] ~= "" and not redis.call("SET", KEYS[3], "1", "NX", "EX", tonumber(ARGV[2])) then
   return false
 end
-local id = redis.call("XADD", KEYS[1], "MAXLEN", "~", 1000, "*", "d", ARGV[1])
+local after = redis.call("HGET", KEYS[2], "seq") or "0"
+local id = redis.call("XADD", KEYS[1], "MAXLEN", "~", 1000, "*", "d", ARGV[1], "a", after)
 redis.call("EXPIRE", KEYS[1], 60)
 return id
 """

@@ -2,8 +2,8 @@
 
 One sync client per sender, reused across calls; redis-py's pool notices a fork and opens new
 connections in the child, so a sender built before the fork stays safe after it. They write exactly
-what the async layers write, with the same rules: a PUBLISH is never retried (a task's key makes
-it at most once per key), and every reliable append carries an idempotency key.
+what the async layers write, with the same rules: a PUBLISH is never retried after a timeout (a
+task's key makes it at most once per key), and every reliable append carries an idempotency key.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..exceptions import LayerUnavailable
-from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys
+from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys, retried
 from .redis_scripts import APPEND, PUBLISH_ONCE, TRANSIENT
 
 __all__ = ["RedisPubSubSender", "RedisReliableSender"]
 
 
-def _client(url: str, retries: int) -> Redis:
+def _client(url: str, *, idempotent: bool) -> Redis:
     return Redis.from_url(
-        url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=2, socket_timeout=5
+        url,
+        retry=Retry(NoBackoff(), 1, supported_errors=retried(idempotent=idempotent)),
+        socket_connect_timeout=2,
+        socket_timeout=5,
     )
 
 
@@ -31,7 +34,7 @@ class RedisPubSubSender:
     def __init__(self, url: str, prefix: str, *, idempotency_window: int = 3600) -> None:
         self.keys = Keys(prefix)
         self.idempotency_window = idempotency_window
-        self._redis = _client(url, retries=0)
+        self._redis = _client(url, idempotent=False)
         self._publish_once = self._redis.register_script(PUBLISH_ONCE)
 
     def group_send(
@@ -59,7 +62,7 @@ class RedisReliableSender:
         self.expiry = expiry
         self.capacity = capacity
         self.idempotency_window = idempotency_window
-        self._redis = _client(url, retries=1)
+        self._redis = _client(url, idempotent=True)
         self._append = self._redis.register_script(APPEND)
         self._transient = self._redis.register_script(TRANSIENT)
 
@@ -70,7 +73,9 @@ class RedisReliableSender:
         dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
         try:
             if transient:
-                self._transient(keys=[self.keys.live(group), dedupe], args=[data, window])
+                self._transient(
+                    keys=[self.keys.live(group), self.keys.meta(group), dedupe], args=[data, window]
+                )
             else:
                 keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
                 self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
