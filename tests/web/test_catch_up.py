@@ -1,0 +1,135 @@
+"""Catch-ups at their edges, on real Redis and real sockets: any backlog still kept resumes, in
+order and once, whatever the socket's queue holds; a socket that fell behind live traffic is paged
+in the same way; churn of presence notices evicts nothing; odd cursors are refused, not fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from taskcast import SyncPublisher
+from taskcast.testing import LiveServer, connect, stalled_client
+from web.app import create_app
+from web.settings import Settings
+from web.showcase import AnalyticsConsumer, ReliableChatConsumer
+from web.showcase.messages import AnalyticsEvent, AnalyticsPayload, SystemNotify
+
+from .rawws import RawReader
+
+pytestmark = pytest.mark.anyio
+
+
+def event(n: int, pad: int = 0) -> AnalyticsEvent:
+    return AnalyticsEvent(payload=AnalyticsPayload(event="n", data={"n": n, "pad": "x" * pad}))
+
+
+def numbers(frames: list[dict[str, Any]]) -> list[int]:
+    return [frame["payload"]["data"]["n"] for frame in frames]
+
+
+@pytest.mark.parametrize("missed", [1_100, 4_900])
+async def test_a_resume_gets_every_message_still_kept_whatever_the_queue_holds(
+    server: LiveServer, publisher: SyncPublisher, missed: int
+) -> None:
+    """The socket's queue holds 1,024 frames; the analytics layer keeps 5,000 messages."""
+    url = server.ws_url("/ws/analytics")
+    async with connect(url) as first:
+        publisher.publish(AnalyticsConsumer, event(0))
+        cursor = (await first.expect("analytics_notification"))["cursor"]
+    for n in range(1, missed + 1):
+        publisher.publish(AnalyticsConsumer, event(n))
+    async with connect(f"{url}?cursor={cursor}", timeout=20) as again:
+        frames = [await again.receive() for _ in range(missed)]
+        assert numbers(frames) == list(range(1, missed + 1))
+        assert all(frame["replayed"] for frame in frames)
+        publisher.publish(AnalyticsConsumer, event(missed + 1))
+        live = await again.expect("analytics_notification")
+        assert numbers([live]) == [missed + 1] and "replayed" not in live
+        await again.expect_nothing()
+
+
+async def test_a_socket_that_fell_behind_live_traffic_is_paged_in_not_closed(
+    redis_url: str, key_prefix: str
+) -> None:
+    """A client stops reading while 600 frames of 2 KB go out (its queue holds 16): once it
+    reads again it gets every one, in order, once, and then live ones."""
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, outbox_size=16)
+    publisher = SyncPublisher.from_configs(settings.layer_configs())
+    with LiveServer(create_app(settings)) as server:
+        sock = stalled_client(server.host, server.port, "/ws/analytics")
+        try:
+            async with connect(server.ws_url("/ws/analytics")) as watcher:
+                for n in range(600):
+                    publisher.publish(AnalyticsConsumer, event(n, pad=2_000))
+                # Every frame has reached a reading client: the reader has fanned them all out.
+                assert numbers([await watcher.receive() for _ in range(600)]) == list(range(600))
+            reader = RawReader(sock)
+            got = []
+            for _ in range(600):
+                text = reader.frame()
+                assert text is not None, f"closed with {reader.closed}"
+                got.append(json.loads(text))
+            publisher.publish(AnalyticsConsumer, event(600))
+            live = reader.frame()
+            assert live is not None and json.loads(live)["payload"]["data"]["n"] == 600
+        finally:
+            sock.close()
+    assert numbers(got) == list(range(600))
+
+
+async def test_presence_churn_evicts_nothing_from_the_history(
+    server: LiveServer, publisher: SyncPublisher
+) -> None:
+    """600 connect/close cycles on /ws/reliable (the queue layer keeps 1,000 messages) with 5
+    real messages among them: a client resuming from before gets the 5, and no gap."""
+    url = server.ws_url("/ws/reliable")
+    async with connect(url) as first:
+        cursor = (await first.expect("reliable_chat_notification"))["cursor"]
+    gate = asyncio.Semaphore(10)
+
+    async def cycle() -> None:
+        async with gate, connect(url) as client:
+            await client.expect("reliable_chat_notification")
+
+    for n in range(5):
+        await asyncio.gather(*(cycle() for _ in range(120)))
+        publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"real {n}"))
+    async with connect(f"{url}?cursor={cursor}") as again:
+        seen = []
+        while len([t for t in seen if t.startswith("real")]) < 5:
+            frame = await again.receive()
+            assert frame["action"] != "gap", frame
+            seen.append(frame["payload"]["message"])
+        assert [t for t in seen if t.startswith("real")] == [f"real {n}" for n in range(5)]
+
+
+def cursor_of(*fields: str) -> str:
+    raw = "\x1f".join(("analytics", *fields))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("1700000000.1", f"{2**64}-0", "1"),  # an id past 64 bits
+        ("1700000000.1", f"1-{2**64}", "1"),
+        ("1700000000.1", "1-0", "-1"),  # a negative number
+        ("1700000000.1", "1-0", str(2**63)),  # past Redis's counters
+        ("1700000000.1", "1-0", "9" * 30),
+        ("not-an-epoch", "1-0", "1"),
+        ("1700000000.1" + "9" * 40, "1-0", "1"),
+    ],
+)
+async def test_out_of_range_cursors_get_invalid_cursor_and_live_delivery(
+    server: LiveServer, publisher: SyncPublisher, fields: tuple[str, ...]
+) -> None:
+    async with connect(server.ws_url(f"/ws/analytics?cursor={cursor_of(*fields)}")) as client:
+        error = await client.expect("error")
+        assert error["payload"]["code"] == "invalid_cursor"
+        publisher.publish(AnalyticsConsumer, event(7))
+        assert numbers([await client.expect("analytics_notification")]) == [7]
+        await client.expect_nothing()

@@ -1,0 +1,57 @@
+"""A Redis restored from an older snapshot: the stream keeps its epoch but its numbers go back, so
+they would be reused. Live members and resuming clients get a ``reset`` gap, never a silent one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from taskcast import SyncPublisher
+from taskcast.testing import LiveServer, connect
+from web.app import create_app
+from web.settings import Settings
+from web.showcase import ReliableChatConsumer
+from web.showcase.messages import SystemNotify
+
+pytestmark = pytest.mark.anyio
+
+
+def text(frame: dict[str, Any]) -> str:
+    return str(frame["payload"].get("message") or frame["payload"].get("reason"))
+
+
+async def test_history_that_went_backwards_is_a_reset_gap(private_redis: Any) -> None:
+    settings = Settings(redis_url=private_redis.url, key_prefix="restored")
+    publisher = SyncPublisher.from_configs(settings.layer_configs())
+    with LiveServer(create_app(settings)) as server:
+        url = server.ws_url("/ws/reliable")
+        async with connect(url) as live:
+            await live.expect("reliable_chat_notification")  # its join notice (not kept)
+            for n in (1, 2):
+                publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"m{n}"))
+            assert [text(await live.receive()) for _ in range(2)] == ["m1", "m2"]
+            redis.Redis.from_url(private_redis.url).save()  # the snapshot: m1, m2
+            for n in (3, 4):
+                publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"m{n}"))
+            last = [await live.receive() for _ in range(2)]
+            assert [text(frame) for frame in last] == ["m3", "m4"]
+            cursor = last[-1]["cursor"]
+            private_redis.stop()  # SIGKILL: m3 and m4 are lost with it
+            private_redis.start()  # from the snapshot: the stream's numbers are back at 2
+            await live.send({"action": "ping"}, ref="still")
+            assert (await live.expect("pong"))["ref"] == "still"
+            publisher.publish(ReliableChatConsumer, SystemNotify(payload="m5"))  # numbered 3
+            gap = await live.expect("gap")
+            assert gap["payload"]["reason"] == "reset"
+            assert text(await live.receive()) == "m5"
+        async with connect(f"{url}?cursor={cursor}") as back:
+            frames = [await back.receive() for _ in range(3)]
+            frames = [
+                f
+                for f in frames
+                if f["payload"].get("message") != "🔒 Reliable chat connection established!"
+            ]
+            assert [f["action"] for f in frames[:2]] == ["gap", "reliable_chat_notification"]
+            assert frames[0]["payload"]["reason"] == "reset" and text(frames[1]) == "m5"
