@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -54,21 +53,22 @@ async def test_forged_cursor_catch_ups_cost_a_page_per_socket(
     async with connect(web.ws_url("/ws/chat")) as pinger:
         await pinger.expect("chat_notification")
         before = memory_kib(pid, "VmRSS")
-        readers = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("rawws.py")), "127.0.0.1",
-             str(web.port), f"/ws/analytics?cursor={cursor}", str(MESSAGES), str(CLIENTS)],
-            stdout=subprocess.PIPE,
+        readers = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).with_name("rawws.py")), "127.0.0.1",
+            str(web.port), f"/ws/analytics?cursor={cursor}", str(MESSAGES), str(CLIENTS),
+            stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        finished = asyncio.ensure_future(readers.communicate())
         pings: list[float] = []
         peak = before
-        while readers.poll() is None:
+        while not finished.done():
             sent = time.monotonic()
             await pinger.send({"action": "ping"})
             await pinger.expect("pong", timeout=10)
             pings.append(time.monotonic() - sent)
             peak = max(peak, memory_kib(pid, "VmRSS"))
             await asyncio.sleep(0.05)
-        out, _ = readers.communicate(timeout=10)
+        out, _ = await asyncio.wait_for(finished, 10)
     result = json.loads(out)
     assert result["counts"] == [MESSAGES] * CLIENTS  # each got the whole history
     pings.sort()
