@@ -8,11 +8,9 @@ way out: leave the groups → ``on_disconnect``. Frames to the client go out thr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 from starlette.types import Receive, Scope, Send
@@ -26,9 +24,10 @@ from .handlers import Handler, HandlerTable, ws_handler
 from .layers.base import ChannelLayer, Replay
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
+from .options import Connections, ConsumerOptions
 from .outbox import Overflow
 from .protocol import Rejected, decode, encode
-from .writer import LATER, SocketWriter, _Later
+from .writer import LATER, Later, SocketWriter
 
 __all__ = ["Connections", "Consumer", "ConsumerApp", "ConsumerOptions"]
 
@@ -44,29 +43,6 @@ INVALID_CURSOR = encode(
 
 
 UNCOUNTED = Metrics()  # where consumers with no app metrics count (nobody reads it)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerOptions:
-    """Per-socket limits, shared by every consumer of an app."""
-
-    max_frame_bytes: int = 65_536
-    outbox_size: int = 1_024
-    # Origins allowed besides the app's own host ("*": any). See guards.origin_allowed.
-    allowed_origins: frozenset[str] = frozenset()
-    # The default authenticator of the app's consumers (a consumer's own `authenticator` wins).
-    authenticator: Authenticator | None = None
-    # Frames a second per socket, with a burst; past it `rate_limited` errors, and after
-    # `rate_strikes` of them in a row the socket is closed with 1008.
-    rate: float | None = None
-    burst: int = 20
-    rate_strikes: int = 20
-    # Where open sockets are tracked, so that a shutting-down server can close them (1001).
-    connections: Connections | None = None
-    metrics: Metrics | None = None
-    # None: close (1013) a socket that falls behind on a layer that keeps messages, so that it
-    # resumes from its position; drop its oldest frames on any other.
-    overflow: Overflow | None = field(default=None)
 
 
 class Consumer:
@@ -341,7 +317,7 @@ class Consumer:
             return
         self._writer.send(frame)
 
-    def render_now(self, delivery: Delivery) -> str | _Later | None:
+    def render_now(self, delivery: Delivery) -> str | Later | None:
         """The frame's body for ``delivery``, or ``LATER`` when it needs an await."""
         if delivery.text is not None:
             return delivery.text
@@ -401,26 +377,6 @@ def _utf8_size(text: str, limit: int) -> int:
     if len(text) > limit or len(text) * 4 <= limit:
         return len(text)
     return len(text.encode())
-
-
-class Connections:
-    """The open sockets of a process's consumers."""
-
-    def __init__(self) -> None:
-        self._open: set[Consumer] = set()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, consumer: Consumer) -> None:
-        self._open.add(consumer)
-
-    def discard(self, consumer: Consumer) -> None:
-        self._open.discard(consumer)
-
-    async def close_all(self) -> None:
-        """Close every open socket with 1001 (going away)."""
-        await asyncio.gather(*(c.going_away() for c in list(self._open)), return_exceptions=True)
 
 
 class ConsumerApp:

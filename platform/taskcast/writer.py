@@ -27,14 +27,14 @@ from .exceptions import LayerUnavailable
 from .layers.base import Replay
 from .outbox import Outbox, Overflow
 
-__all__ = ["LATER", "Renderer", "SocketWriter"]
+__all__ = ["LATER", "Later", "Renderer", "SocketWriter"]
 
 
-class _Later:
+class Later:
     """A frame that needs an await to render (an event handler still running)."""
 
 
-LATER: Final = _Later()
+LATER: Final = Later()
 
 
 class Renderer(Protocol):
@@ -43,7 +43,7 @@ class Renderer(Protocol):
     def wants(self, delivery: Delivery) -> bool:
         """Whether this socket gets ``delivery`` at all (starts its rendering when it does)."""
 
-    def render_now(self, delivery: Delivery) -> str | _Later | None:
+    def render_now(self, delivery: Delivery) -> str | Later | None:
         """The frame's body, ``LATER`` when it needs an await, ``None`` for no frame."""
 
     async def render(self, delivery: Delivery) -> str | None: ...
@@ -119,7 +119,7 @@ class SocketWriter:
             self._outbox.put(delivery)
             return True
         text = self._renderer.render_now(delivery)
-        if isinstance(text, _Later):
+        if isinstance(text, Later):
             self._outbox.put(delivery)
         elif text is not None:
             self._send_now(self.framed(delivery, text))
@@ -194,7 +194,7 @@ class SocketWriter:
 
     async def _render(self, delivery: Delivery) -> str | None:
         text = self._renderer.render_now(delivery)
-        if isinstance(text, _Later):
+        if isinstance(text, Later):
             text = await self._renderer.render(delivery)
         return None if text is None else self.framed(delivery, text)
 
