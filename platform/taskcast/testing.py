@@ -43,6 +43,7 @@ __all__ = [
     "LiveClient",
     "LiveServer",
     "connect",
+    "raw_client",
     "stalled_client",
 ]
 
@@ -261,8 +262,17 @@ class LiveClient(EnvelopeClient):
 def stalled_client(host: str, port: int, path: str) -> socket.socket:
     """A WebSocket client that completes the handshake, then never reads: a tiny receive buffer,
     so that the server's writes back up at once. For testing backpressure; close it when done."""
+    return raw_client(host, port, path, receive_buffer=4096)
+
+
+def raw_client(
+    host: str, port: int, path: str, *, receive_buffer: int | None = None
+) -> socket.socket:
+    """A socket past the WebSocket handshake, and nothing more: what it reads is up to the
+    caller (raw frames, or nothing at all). Close it when done."""
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.settimeout(10)
     sock.connect((host, port))
     key = base64.b64encode(os.urandom(16)).decode()

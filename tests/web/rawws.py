@@ -7,6 +7,8 @@ import socket
 import struct
 import time
 
+from taskcast.testing import raw_client
+
 
 class RawReader:
     """Reads the server's (unmasked) frames from a socket that completed its handshake."""
@@ -51,30 +53,6 @@ class RawReader:
             if opcode == 0x1:
                 return payload.decode()
             # pings and the like: a stalled client answers nothing
-
-
-def raw_client(host: str, port: int, path: str) -> socket.socket:
-    """A socket past the WebSocket handshake, with the system's usual buffers."""
-    import base64
-    import os
-
-    sock = socket.create_connection((host, port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        response += chunk
-    if not response.startswith(b"HTTP/1.1 101"):
-        sock.close()
-        raise ConnectionError(f"the handshake was refused: {response[:80]!r}")
-    return sock
 
 
 def main() -> None:
