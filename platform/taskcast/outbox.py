@@ -58,6 +58,12 @@ class Outbox(Generic[T]):
         self._items.append(item)
         self._ready.set()
 
+    def extend(self, items: list[T]) -> None:
+        """Append ``items`` whatever the bound: a page of a catch-up, bounded by its own size."""
+        if items and not self.overflowed:
+            self._items.extend(items)
+            self._ready.set()
+
     def put_first(self, item: T) -> None:
         """Put ``item`` ahead of everything, whatever the bound (what is already under way)."""
         self._items.appendleft(item)

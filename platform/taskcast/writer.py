@@ -14,6 +14,7 @@ and the text of each (at once when it can, or after an await).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, Protocol, cast
@@ -28,6 +29,8 @@ from .layers.base import Replay
 from .outbox import Outbox, Overflow
 
 __all__ = ["LATER", "Later", "Renderer", "SocketWriter"]
+
+log = logging.getLogger("taskcast.writer")
 
 
 class Later:
@@ -73,6 +76,7 @@ class SocketWriter:
         self._renderer = renderer
         self._close = close
         self._on_sent = on_sent
+        self._on_drop = on_drop
         self._outbox: Outbox[Item] = Outbox(size, overflow, on_drop=on_drop)
         self._size = size
         # Frames from a layer that keeps messages stop at this mark, which leaves room for
@@ -115,7 +119,8 @@ class SocketWriter:
                 if queued >= self._retained_room:
                     return False
             elif self._keeps and queued >= self._size:
-                return True  # a transient frame: live members only, and this one is not keeping up
+                self._on_drop()  # a transient frame: live members only; this one is not keeping up
+                return True
             self._outbox.put(delivery)
             return True
         text = self._renderer.render_now(delivery)
@@ -181,15 +186,18 @@ class SocketWriter:
     async def _read_page(self, replay: Replay) -> bool:
         try:
             page = await replay.page()
-        except LayerUnavailable:
+        except LayerUnavailable as exc:
+            log.warning("catch-up in %r stopped: %s; closing with 1013", replay.group, exc)
             await self._close(1013, "try again later")
+            return False
+        except Exception:
+            log.exception("catch-up in %r failed; closing the socket", replay.group)
+            await self._close(1011, "internal error")
             return False
         if page is None:  # caught up: the layer delivers this group live again
             self._replays.popleft()
             return True
-        for delivery in page:
-            if self._renderer.wants(delivery):
-                self._outbox.put(delivery)
+        self._outbox.extend([delivery for delivery in page if self._renderer.wants(delivery)])
         return True
 
     async def _render(self, delivery: Delivery) -> str | None:

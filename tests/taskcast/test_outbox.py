@@ -45,3 +45,9 @@ async def test_get_waits_for_a_put() -> None:
 def test_an_outbox_holds_something() -> None:
     with pytest.raises(ValueError):
         Outbox(0)
+
+
+async def test_a_catch_up_page_is_taken_whole_past_the_bound() -> None:
+    box: Outbox[int] = Outbox(2, Overflow.CLOSE)
+    box.extend([1, 2, 3])
+    assert not box.overflowed and [box.pop(), box.pop(), box.pop(), box.pop()] == [1, 2, 3, None]
