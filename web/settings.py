@@ -15,6 +15,9 @@ from taskcast.metrics import Metrics
 
 # The longest a failed task waits before its retry (Celery's retry_backoff_max, in seconds).
 TASK_RETRY_BACKOFF_MAX = 60
+# How often a worker looks for tasks whose worker died (seconds): kombu's Redis transport gives a
+# task back once it has been unacknowledged for the visibility timeout, at its next such sweep.
+BROKER_RESTORE_SWEEP = 10
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -100,10 +103,11 @@ class Settings(BaseSettings):
 
     @property
     def idempotency_window(self) -> int:
-        """How long a task's idempotency key is kept (seconds): a task can be redelivered up to
-        the visibility timeout after a worker took it, and retried up to the longest backoff
-        after it failed; so a repeat within this window is a no-op."""
-        return self.visibility_timeout + TASK_RETRY_BACKOFF_MAX
+        """How long a task's idempotency key is kept (seconds). A task whose worker died is
+        redelivered at the first sweep after the visibility timeout (while some worker runs),
+        and a failed one retried up to the longest backoff later; a repeat within this window
+        is a no-op."""
+        return self.visibility_timeout + BROKER_RESTORE_SWEEP + TASK_RETRY_BACKOFF_MAX
 
     @property
     def broker_url(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from web.settings import Settings
+from web.settings import BROKER_RESTORE_SWEEP, Settings
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -12,7 +12,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
     app = Celery("workers", broker=settings.broker_url, backend=settings.result_backend)
     # Every Celery key (queues, results, bindings) under the settings' key prefix.
     prefix = {"global_keyprefix": f"{settings.key_prefix}:"}
-    transport = {"visibility_timeout": settings.visibility_timeout, **prefix}
+    # A sweep for tasks of dead workers every BROKER_RESTORE_SWEEP seconds (kombu's default is
+    # 100): the idempotency window counts on it (Settings.idempotency_window).
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": BROKER_RESTORE_SWEEP,
+        "unacked_restore_throttle": 1,
+        **prefix,
+    }
     app.conf.update(
         include=["workers.tasks"],
         task_default_queue=settings.celery_queue,
