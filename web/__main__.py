@@ -37,7 +37,7 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    settings = Settings()
+    settings = Settings.load()
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskcast import ConsumerOptions, LayerConfig
@@ -91,15 +99,28 @@ class Settings(BaseSettings):
     # The HTTP trigger (POST /api/broadcast) answers only when a bearer token is set.
     broadcast_token: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _redelivery_fits(self) -> Settings:
-        if self.visibility_timeout <= TASK_RETRY_BACKOFF_MAX:
+    @field_validator("visibility_timeout")
+    @classmethod
+    def _redelivery_fits(cls, value: int) -> int:
+        if value <= TASK_RETRY_BACKOFF_MAX:
             raise ValueError(
-                f"TASKCAST_VISIBILITY_TIMEOUT ({self.visibility_timeout} s) must exceed the tasks' "
-                f"longest retry backoff ({TASK_RETRY_BACKOFF_MAX} s), or a task waiting for its "
-                "retry is redelivered and runs twice"
+                f"must exceed the tasks' longest retry backoff ({TASK_RETRY_BACKOFF_MAX} s), or a "
+                "task waiting for its retry is redelivered and runs twice"
             )
-        return self
+        return value
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings from the environment; a bad value ends the process with a short
+        message naming the variable (no traceback, no other setting's value)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"TASKCAST_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise SystemExit(f"taskcast: invalid settings: {problems}") from None
 
     @property
     def idempotency_window(self) -> int:

@@ -8,7 +8,7 @@ from web.settings import BROKER_RESTORE_SWEEP, Settings
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     app = Celery("workers", broker=settings.broker_url, backend=settings.result_backend)
     # Every Celery key (queues, results, bindings) under the settings' key prefix.
     prefix = {"global_keyprefix": f"{settings.key_prefix}:"}

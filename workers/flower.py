@@ -10,7 +10,7 @@ from web.settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = Settings.load()
     auth = f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
     command = [sys.executable, "-m", "celery", "-A", "workers", "flower"]
     command += [f"--port={settings.flower_port}", f"--address={settings.host}"]

@@ -33,3 +33,17 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKCAST_QUEUE_EXPIRY", "-5")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_visibility_timeout_within_the_retry_backoff_is_refused_without_leaking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TASKCAST_VISIBILITY_TIMEOUT", "60")
+    monkeypatch.setenv("TASKCAST_BROADCAST_TOKEN", "supersecret")
+    with pytest.raises(SystemExit) as refused:
+        Settings.load()
+    message = str(refused.value)
+    assert "TASKCAST_VISIBILITY_TIMEOUT" in message and "retry backoff" in message
+    assert "supersecret" not in message
+    monkeypatch.setenv("TASKCAST_VISIBILITY_TIMEOUT", "61")
+    assert Settings.load().idempotency_window == 61 + 10 + 60
