@@ -207,7 +207,11 @@ class Consumer:
                 log.exception("%s could not join its groups", type(self).__qualname__)
                 await self._refuse(1011, "internal error")
             return
-        await self.websocket.accept()
+        try:
+            await self.websocket.accept()
+        except BaseException:  # the client went away during the join (or the server stops)
+            await self._leave(joined)
+            raise
         self._writer.start(f"taskcast-{self.member_id}")
         if self.options.connections is not None:
             self.options.connections.add(self)
@@ -233,6 +237,8 @@ class Consumer:
             self._writer.stop()
             try:
                 await self.on_disconnect(code)
+            except LayerUnavailable as exc:
+                log.warning("%s.on_disconnect: %s", type(self).__qualname__, exc)
             except Exception:
                 log.exception("%s.on_disconnect failed", type(self).__qualname__)
 

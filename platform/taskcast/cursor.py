@@ -59,7 +59,9 @@ def decode_cursor(cursor: str) -> dict[str, Position]:
             or int(fields[3]) >= _I64
         ):
             raise ValueError("cursor is out of range")
-        positions[fields[0]] = Position(fields[1], fields[2], int(fields[3]))
+        # Canonical numbers: "007-0" and "7-0" are one position (and one cached page).
+        canonical = "-".join(str(int(part)) for part in entry_id.groups())
+        positions[fields[0]] = Position(fields[1], canonical, int(fields[3]))
     return positions
 
 

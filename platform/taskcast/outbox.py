@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["Outbox", "Overflow"]
@@ -58,7 +58,7 @@ class Outbox(Generic[T]):
         self._items.append(item)
         self._ready.set()
 
-    def extend(self, items: list[T]) -> None:
+    def extend(self, items: Sequence[T]) -> None:
         """Append ``items`` whatever the bound: a page of a catch-up, bounded by its own size."""
         if items and not self.overflowed:
             self._items.extend(items)

@@ -7,6 +7,7 @@ same ``ref``. Anything that cannot be handled becomes an ``error`` frame; nothin
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -17,6 +18,8 @@ from .messages import BaseMessage, ErrorCode, ErrorItem, ErrorMessage
 __all__ = ["MAX_REF_LENGTH", "Accepted", "Rejected", "decode", "encode"]
 
 MAX_REF_LENGTH = 128
+# A \uD800 to \uDFFF escape: JSON allows one alone; no UTF-8 text (a reply, a broadcast) can.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def encode(message: BaseMessage, ref: str | None = None) -> str:
@@ -58,6 +61,8 @@ def decode(text: str, table: HandlerTable) -> Accepted | Rejected:
         return _reject("invalid_json", f"The frame is not valid JSON: {exc}")
     except RecursionError:
         return _reject("invalid_json", "The frame's JSON is nested too deeply")
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+        return _reject("invalid_json", "The frame's JSON has an unpaired surrogate escape")
     if not isinstance(data, dict):
         return _reject("invalid_message", "A frame must be a JSON object with an action")
     ref = data.pop("ref", None)
@@ -81,6 +86,14 @@ def decode(text: str, table: HandlerTable) -> Accepted | Rejected:
     except RecursionError:
         return _reject("invalid_payload", f"Invalid {action!r} frame: nested too deeply", ref)
     return Accepted(message, handler, ref)
+
+
+def _encodable(data: object) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _items(exc: ValidationError, table: HandlerTable) -> list[ErrorItem]:

@@ -79,15 +79,18 @@ class SocketWriter:
         self._on_drop = on_drop
         self._outbox: Outbox[Item] = Outbox(size, overflow, on_drop=on_drop)
         self._size = size
-        # Frames from a layer that keeps messages stop at this mark, which leaves room for
-        # replies and notices; past it, the layer pages the member in later (see ``offer``).
-        self._retained_room = max(1, size - size // 8)
+        # Broadcasts on a layer that keeps messages stop at this mark, which leaves room for
+        # replies; past it, the layer pages kept ones in later (see ``offer``).
+        self._broadcast_room = max(1, size - size // 8)
         self._keeps = keeps_messages
         self.eager = steppable_send(send)
         # True while a frame is being sent (by the drain task, or a send that had to wait), and
         # before ``start``: then new frames queue behind, in order.
         self._in_flight = True
         self._replays: deque[Replay] = deque()
+        # The next page is read when the queue is down to half the last one: a socket holds
+        # about a page and a half of a catch-up, however long or slow.
+        self._refill_below = 0
         self.positions: dict[str, Position] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -114,11 +117,9 @@ class SocketWriter:
         is not kept and finds no room is dropped: on a layer that keeps messages the newest (a
         presence notice), otherwise the oldest (``Overflow.DROP_OLDEST``)."""
         if self._in_flight or self._outbox:
-            queued = len(self._outbox)
-            if delivery.position is not None and self._keeps:
-                if queued >= self._retained_room:
+            if self._keeps and len(self._outbox) >= self._broadcast_room:
+                if delivery.position is not None:
                     return False
-            elif self._keeps and queued >= self._size:
                 self._on_drop()  # a transient frame: live members only; this one is not keeping up
                 return True
             self._outbox.put(delivery)
@@ -160,7 +161,7 @@ class SocketWriter:
     async def _drain(self) -> None:
         outbox = self._outbox
         while not outbox.overflowed:
-            if self._replays and len(outbox) < self._replays[0].size // 2 + 1:
+            if self._replays and len(outbox) <= self._refill_below:
                 if not await self._read_page(self._replays[0]):
                     return
                 continue
@@ -179,7 +180,9 @@ class SocketWriter:
                     if text is not None:
                         self._on_sent()
                         await self._send({"type": "websocket.send", "text": text})
-            except Exception:  # the client is gone; the receive loop sees the disconnect
+            except Exception:  # the client is gone (the receive loop sees it), or worse: close
+                log.debug("a send failed; closing the socket", exc_info=True)
+                await self._close(1011, "internal error")
                 return
         await self._close(1013, "too slow: resume from your last position")
 
@@ -197,7 +200,9 @@ class SocketWriter:
         if page is None:  # caught up: the layer delivers this group live again
             self._replays.popleft()
             return True
-        self._outbox.extend([delivery for delivery in page if self._renderer.wants(delivery)])
+        wanted = [delivery for delivery in page if self._renderer.wants(delivery)]
+        self._refill_below = len(wanted) // 2
+        self._outbox.extend(wanted)
         return True
 
     async def _render(self, delivery: Delivery) -> str | None:

@@ -96,3 +96,20 @@ def test_unexpected_top_level_fields_are_invalid_payloads() -> None:
     assert error.code == "invalid_payload"
     assert error.errors is not None
     assert error.errors[0].loc == ["extra"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'{"action": "ping", "ref": "\ud800"}',
+        r'{"action": "ping", "payload": {"x": "a\udfff"}}',
+    ],
+)
+def test_an_unpaired_surrogate_is_invalid_json_before_it_reaches_a_handler(text: str) -> None:
+    result = decode(text, Board.handlers)
+    assert isinstance(result, Rejected) and result.error.payload.code == "invalid_json"
+
+
+def test_a_paired_surrogate_escape_is_just_a_character() -> None:
+    result = decode(r'{"action": "ping", "ref": "\ud83d\ude00"}', Board.handlers)
+    assert not isinstance(result, Rejected) and result.ref == "😀"

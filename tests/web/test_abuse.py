@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -158,3 +160,27 @@ def test_connection_churn_leaves_no_member_subscription_reader_or_task(
         while dict(client.pubsub_numsub(channel))[channel.encode()] and time.monotonic() < deadline:
             time.sleep(0.02)
         assert dict(client.pubsub_numsub(channel))[channel.encode()] == 0
+
+
+def test_clients_that_reset_during_the_join_leave_no_member(
+    redis_url: str, key_prefix: str
+) -> None:
+    """The join waits on Redis before the handshake is answered: a client that resets then must
+    not leave a member behind (it would hold a queue and keep its group's reader forever)."""
+    app = create_app(Settings(redis_url=redis_url, key_prefix=key_prefix))
+    with LiveServer(app) as server:
+        for n in range(200):
+            sock = socket.create_connection((server.host, server.port))
+            sock.sendall(
+                f"GET {ENDPOINTS[n % 4]} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # RST, at once
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            len(app.state.connections) or any(layer._groups for layer in app.state.layers.values())
+        ):
+            time.sleep(0.05)
+        assert_clean(app, baseline=tasks_in(app))

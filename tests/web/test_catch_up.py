@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -133,3 +134,66 @@ async def test_out_of_range_cursors_get_invalid_cursor_and_live_delivery(
         publisher.publish(AnalyticsConsumer, event(7))
         assert numbers([await client.expect("analytics_notification")]) == [7]
         await client.expect_nothing()
+
+
+@pytest.mark.parametrize("entry_id", ["{now}-0", "18446744073709551615-18446744073709551615"])
+async def test_a_position_past_the_newest_entry_is_a_reset_then_live(
+    server: LiveServer, publisher: SyncPublisher, entry_id: str
+) -> None:
+    """An id from the future (forged, or a Redis restored from an older snapshot) cannot be
+    placed: a reset notice, then live delivery; never silence until the clock passes it."""
+    async with connect(server.ws_url("/ws/analytics")) as first:
+        publisher.publish(AnalyticsConsumer, event(0))
+        cursor = (await first.expect("analytics_notification"))["cursor"]
+    epoch = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("\x1f")[1]
+    future = entry_id.format(now=int(time.time() * 1000) + 3_600_000)
+    async with connect(server.ws_url(f"/ws/analytics?cursor={cursor_of(epoch, future, '1')}")) as c:
+        gap = await c.expect("gap")
+        assert gap["payload"]["reason"] == "reset"
+        publisher.publish(AnalyticsConsumer, event(1))
+        assert numbers([await c.expect("analytics_notification")]) == [1]
+
+
+async def test_an_entry_no_reader_can_decode_is_passed_over(
+    server: LiveServer, publisher: SyncPublisher, client: Any, key_prefix: str
+) -> None:
+    """Written by another version or a tool: readers and catch-ups read past it (a gap where
+    it was), without spinning on it."""
+    stream = f"{key_prefix}:analytics:stream:analytics"
+    async with connect(server.ws_url("/ws/analytics")) as live:
+        publisher.publish(AnalyticsConsumer, event(0))
+        cursor = (await live.expect("analytics_notification"))["cursor"]
+        for _ in range(120):  # more than a page
+            await client.xadd(stream, {"junk": "1"})
+        publisher.publish(AnalyticsConsumer, event(1))
+        assert numbers([await live.expect("analytics_notification")]) == [1]
+    async with connect(server.ws_url(f"/ws/analytics?cursor={cursor}")) as back:
+        assert numbers([await back.expect("analytics_notification")]) == [1]
+        await back.expect_nothing()
+
+
+async def test_presence_notices_leave_room_for_replies(redis_url: str, key_prefix: str) -> None:
+    """A client that stops reading while others come and go: its queue fills with presence
+    notices only up to the mark kept for replies, so its next ping is answered, not a 1013."""
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, outbox_size=16)
+    with LiveServer(create_app(settings)) as server:
+        sock = stalled_client(server.host, server.port, "/ws/reliable")
+        try:
+            url = server.ws_url("/ws/reliable")
+            for _ in range(100):
+                async with connect(url) as other:
+                    await other.expect("reliable_chat_notification")
+            # A masked ping frame from the stalled client, then it reads.
+            payload = b'{"action":"ping","ref":"late"}'
+            mask = b"\x01\x02\x03\x04"
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+            reader = RawReader(sock)
+            seen = []
+            while (text := reader.frame()) is not None:
+                seen.append(json.loads(text))
+                if seen[-1].get("ref") == "late":
+                    break
+            assert reader.closed is None and seen[-1]["action"] == "pong"
+        finally:
+            sock.close()

@@ -57,3 +57,32 @@ async def test_history_that_went_backwards_is_a_reset_gap(private_redis: Any) ->
                     kept.append(frame)
             assert [f["action"] for f in kept] == ["gap", "reliable_chat_notification"]
             assert kept[0]["payload"]["reason"] == "reset" and text(kept[1]) == "m5"
+
+
+async def test_a_history_lost_with_redis_is_never_replayed_from_memory(private_redis: Any) -> None:
+    """Pages a web process keeps for catch-ups belong to one life of the stream: after Redis
+    lost everything, a resume gets the reset and nothing of the old life."""
+    settings = Settings(redis_url=private_redis.url, key_prefix="lost")
+    publisher = SyncPublisher.from_configs(settings.layer_configs())
+    with LiveServer(create_app(settings)) as server:
+        url = server.ws_url("/ws/reliable")
+        async with connect(url) as early:
+            start = (await early.expect("reliable_chat_notification"))["cursor"]  # no stream yet
+        async with connect(url) as live:
+            await live.expect("reliable_chat_notification")
+            for n in range(250):
+                publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"old {n}"))
+            last = [await live.receive() for _ in range(250)][-1]["cursor"]
+        async with connect(f"{url}?cursor={start}") as back:  # fills the page cache
+            got = []
+            while len(got) < 250:
+                frame = await back.receive()
+                if frame["payload"].get("message", "").startswith("old"):
+                    got.append(frame)
+        private_redis.stop()
+        private_redis.start()  # empty
+        async with connect(f"{url}?cursor={last}") as again:
+            assert (await again.expect("gap"))["payload"]["reason"] == "reset"
+            publisher.publish(ReliableChatConsumer, SystemNotify(payload="new"))
+            while (frame := await again.receive())["payload"].get("message") != "new":
+                assert not frame["payload"].get("message", "").startswith("old"), frame

@@ -39,7 +39,7 @@ from .redis_common import (
     async_client,
     stop_reader,
 )
-from .redis_replay import NO_EPOCH, START, PageCache, RedisReplay, gap
+from .redis_replay import NO_EPOCH, START, Head, Page, PageCache, RedisReplay, gap
 from .redis_scripts import APPEND, TRANSIENT
 
 __all__ = ["NO_EPOCH", "RedisReliableLayer"]
@@ -80,6 +80,7 @@ class RedisReliableLayer:
         capacity: int,
         idempotency_window: int = 3600,
         page_size: int = 100,
+        page_bytes: int = 256 << 10,
         replay_concurrency: int = 16,
         page_cache_bytes: int = 8 << 20,
     ) -> None:
@@ -88,6 +89,7 @@ class RedisReliableLayer:
         self.capacity = capacity
         self.idempotency_window = idempotency_window
         self.page_size = page_size
+        self.page_bytes = page_bytes
         self.replay_slots = asyncio.Semaphore(replay_concurrency)
         self.pages = PageCache(page_cache_bytes)
         self._redis = async_client(url)
@@ -169,31 +171,39 @@ class RedisReliableLayer:
 
     # Catch-ups (the Source a RedisReplay reads) ------------------------------------------------
 
-    async def head(self, group: str) -> tuple[str | None, int, bool]:
+    async def head(self, group: str) -> Head:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hmget(self.keys.meta(group), "epoch", "seq")
-        pipe.exists(self.keys.stream(group))
-        (epoch, seq), exists = await pipe.execute()
-        return (epoch.decode() if epoch else None), int(seq or 0), bool(exists)
-
-    async def read_page(self, group: str, after: str) -> tuple[list[Delivery], bool]:
-        page = self.pages.get(group, after)
-        if page is not None:
-            return page, True
-        stream_key = self.keys.stream(group)
-        entries = cast(
-            Entries, await self._redis.xrange(stream_key, f"({after}", count=self.page_size)
+        pipe.xrevrange(self.keys.stream(group), count=1)
+        (epoch, seq), newest = await pipe.execute()
+        return Head(
+            epoch.decode() if epoch else None,
+            int(seq or 0),
+            newest[0][0].decode() if newest else None,
         )
-        page = []
+
+    async def read_page(self, group: str, epoch: str, after: str, count: int) -> Page:
+        key = (group, epoch, after, count)
+        page = self.pages.get(key)
+        if page is not None:
+            return page
+        stream_key = self.keys.stream(group)
+        entries = cast(Entries, await self._redis.xrange(stream_key, f"({after}", count=count))
+        deliveries: list[Delivery] = []
+        size, last_id, taken = 0, after, 0
         for entry_id, fields in entries:
+            if size >= self.page_bytes:  # the rest on the next read: a page stays small
+                break
+            size += len(fields.get(b"d", b""))
+            last_id, taken = entry_id.decode(), taken + 1
             delivery = _entry(group, entry_id, fields)
             if delivery is not None:
                 delivery.replayed = True
-                page.append(delivery)
-        full = len(entries) == self.page_size
-        if full:
-            self.pages.put(group, after, page, sum(len(f.get(b"d", b"")) for _, f in entries))
-        return page, full
+                deliveries.append(delivery)
+        page = Page(deliveries, last_id, size, taken < len(entries) or len(entries) == count)
+        if page.more and all(d.position and d.position.epoch == epoch for d in deliveries):
+            self.pages.put(key, page)
+        return page
 
     def rejoin(self, replay: RedisReplay, *, gone: bool = False) -> Position | None:
         stream = self._streams.get(replay.group)
@@ -302,6 +312,7 @@ class RedisReliableLayer:
                 continue
             entry = _entry(group, entry_id, fields)
             if entry is None or entry.position is None:
+                stream.last_id = entry_id.decode()  # read past it (its members see a gap)
                 continue
             at, before = entry.position, stream.position()
             if at.epoch == stream.epoch and id_key(at.id) <= id_key(stream.last_id):

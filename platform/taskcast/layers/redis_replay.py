@@ -16,19 +16,40 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
-from ..cursor import Position
+from ..cursor import Position, id_key
 from ..delivery import Delivery
 from ..exceptions import LayerUnavailable
 from ..messages import GapMessage
 from .redis_common import REDIS_ERRORS
 
-__all__ = ["NO_EPOCH", "START", "PageCache", "RedisReplay", "gap"]
+__all__ = ["NO_EPOCH", "START", "Head", "Page", "PageCache", "RedisReplay", "gap"]
 
 NO_EPOCH = "-"  # the position of a group whose stream does not exist (yet)
 START = "0-0"
 EMPTY_READS = 3  # empty pages in a row while the reader is ahead: what it read is gone
+FIRST_READ = 32  # entries a catch-up's first read asks for, before it knows their size
+
+
+class Head(NamedTuple):
+    """A stream as it is now: its epoch and last number (from its meta hash), and its newest
+    entry's id (``None``: no stream)."""
+
+    epoch: str | None
+    seq: int
+    newest: str | None
+
+
+class Page(NamedTuple):
+    """What one read found: the decodable entries (shared, marked replayed), the id of the last
+    entry it covers (decodable or not), the bytes of their data, and whether more may follow
+    (the read was full, or cut at ``page_bytes``)."""
+
+    deliveries: list[Delivery]
+    last_id: str
+    size: int
+    more: bool
 
 
 def gap(group: str, reason: Literal["trimmed", "reset"], position: Position) -> Delivery:
@@ -40,15 +61,15 @@ class Source(Protocol):
     """What a replay needs of its layer."""
 
     page_size: int
+    page_bytes: int
     replay_slots: asyncio.Semaphore
     pages: PageCache
 
-    async def head(self, group: str) -> tuple[str | None, int, bool]:
-        """The stream's epoch, its last message number, and whether the stream exists."""
+    async def head(self, group: str) -> Head: ...
 
-    async def read_page(self, group: str, after: str) -> tuple[list[Delivery], bool]:
-        """The entries after ``after`` (shared, marked replayed), and whether the page was
-        full (more may follow)."""
+    async def read_page(self, group: str, epoch: str, after: str, count: int) -> Page:
+        """Up to ``count`` entries after ``after`` (a full page of ``epoch`` may come from the
+        cache)."""
 
     def rejoin(self, replay: RedisReplay, *, gone: bool = False) -> Position | None:
         """Make the member live again when it is caught up with the reader: its position, or
@@ -67,6 +88,9 @@ class RedisReplay:
         self._told = False  # a gap notice was just given: the next entry's number is the base
         self._empty = 0
         self._done = False
+        # Entries a read asks for: the page size, fewer when they are large (a page holds at
+        # most about ``page_bytes`` of data, so that a socket's share of a catch-up stays small).
+        self._count = min(layer.page_size, FIRST_READ)
 
     async def page(self) -> list[Delivery] | None:
         if self._done:
@@ -78,16 +102,24 @@ class RedisReplay:
                     self._checked = True
                     if notice is not None:
                         return [notice]
-                entries, full = await self._layer.read_page(self.group, self.position.id)
+                count = self._count
+                read = await self._layer.read_page(
+                    self.group, self.position.epoch, self.position.id, count
+                )
             except REDIS_ERRORS as exc:
                 raise LayerUnavailable(f"cannot read {self.group!r}: {exc}") from exc
             # No await from here on: the reader cannot fan out before the member is live again.
             page: list[Delivery] = []
-            for delivery in entries:
+            for delivery in read.deliveries:
                 self._next(delivery, page)
-            if full:
+            if id_key(read.last_id) > id_key(self.position.id):  # past undecodable entries
+                self.position = self.position._replace(id=read.last_id)
+            if read.deliveries:
+                each = max(1, read.size // len(read.deliveries))
+                self._count = max(1, min(self._layer.page_size, self._layer.page_bytes // each))
+            if read.more:
                 return page
-            self._empty = 0 if entries else self._empty + 1
+            self._empty = 0 if read.size or read.deliveries else self._empty + 1
             gone = self._empty >= EMPTY_READS
             position = self._layer.rejoin(self, gone=gone)
             if position is None:
@@ -100,8 +132,8 @@ class RedisReplay:
     async def _check(self) -> Delivery | None:
         """Where the member's position stands in the stream as it is now."""
         since = self.position
-        epoch, seq, exists = await self._layer.head(self.group)
-        if epoch is None or not exists:
+        epoch, seq, newest = await self._layer.head(self.group)
+        if epoch is None or newest is None:
             self.position = Position(NO_EPOCH, START, 0)
             return None if since.epoch == NO_EPOCH else gap(self.group, "reset", self.position)
         if since.epoch == NO_EPOCH:  # joined before the stream began: all of it is new
@@ -110,6 +142,12 @@ class RedisReplay:
         if since.epoch != epoch:
             self.position = Position(epoch, START, 0)
             self._told = True
+            return gap(self.group, "reset", self.position)
+        if id_key(since.id) > id_key(newest):
+            # Past the newest entry: a stream restored from an older snapshot, or a forged id.
+            # What the client holds cannot be placed: from the stream's end on, then.
+            self._layer.pages.forget(self.group)
+            self.position = Position(epoch, newest, seq)
             return gap(self.group, "reset", self.position)
         if seq < since.seq:  # the stream's history went backwards: numbers will be reused
             self._layer.pages.forget(self.group)
@@ -135,31 +173,33 @@ class RedisReplay:
         page.append(delivery)
 
 
+PageKey = tuple[str, str, str, int]  # group, epoch, the id the page follows, entries asked
+
+
 class PageCache:
-    """Full pages of decoded entries by (group, the id they follow), least recently used out
+    """Pages that did not end the stream, by what they were read for, least recently used out
     first, bounded by the bytes of the entries they hold."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._pages: OrderedDict[tuple[str, str], tuple[list[Delivery], int]] = OrderedDict()
+        self._pages: OrderedDict[PageKey, Page] = OrderedDict()
         self._bytes = 0
 
-    def get(self, group: str, after: str) -> list[Delivery] | None:
-        found = self._pages.get((group, after))
-        if found is None:
-            return None
-        self._pages.move_to_end((group, after))
-        return found[0]
+    def get(self, key: PageKey) -> Page | None:
+        found = self._pages.get(key)
+        if found is not None:
+            self._pages.move_to_end(key)
+        return found
 
-    def put(self, group: str, after: str, page: list[Delivery], size: int) -> None:
-        if size > self.max_bytes or (group, after) in self._pages:
+    def put(self, key: PageKey, page: Page) -> None:
+        if page.size > self.max_bytes or key in self._pages:
             return
-        self._pages[group, after] = (page, size)
-        self._bytes += size
+        self._pages[key] = page
+        self._bytes += page.size
         while self._bytes > self.max_bytes:
-            _, (_, dropped) = self._pages.popitem(last=False)
-            self._bytes -= dropped
+            _, dropped = self._pages.popitem(last=False)
+            self._bytes -= dropped.size
 
     def forget(self, group: str) -> None:
         for key in [key for key in self._pages if key[0] == group]:
-            self._bytes -= self._pages.pop(key)[1]
+            self._bytes -= self._pages.pop(key).size
