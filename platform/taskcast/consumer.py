@@ -79,8 +79,6 @@ class Consumer:
         )
         self.endpoint = websocket.scope.get("path", "")
         self._metrics = options.metrics or UNCOUNTED
-        sent = self._metrics.frames_out
-        endpoint = self.endpoint
         self._writer = SocketWriter(
             websocket._send,  # the ASGI send itself: see taskcast.eager
             self,
@@ -88,7 +86,7 @@ class Consumer:
             size=options.outbox_size,
             overflow=overflow,
             keeps_messages=layer is not None and layer.keeps_messages,
-            on_sent=lambda: sent.__setitem__(endpoint, sent[endpoint] + 1),
+            sent=(self._metrics.frames_out, self.endpoint),
             on_drop=self._count_drop,
         )
 
@@ -148,7 +146,12 @@ class Consumer:
 
     def deliver(self, delivery: Delivery) -> bool:
         """Called by the layer for each broadcast to a group this socket is in; never blocks."""
-        return not self.wants(delivery) or self._writer.offer(delivery)
+        if delivery.text is not None:
+            if delivery.exclude == self.member_id:
+                return True
+        elif delivery.event is not None and not self.wants(delivery):
+            return True
+        return self._writer.offer(delivery)
 
     def replay(self, replay: Replay) -> None:
         self._writer.replay(replay)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, Final, Protocol, cast
 
 from starlette.types import Send
@@ -69,13 +69,14 @@ class SocketWriter:
         size: int,
         overflow: Overflow,
         keeps_messages: bool,
-        on_sent: Callable[[], None],
+        sent: tuple[MutableMapping[str, int], str],
         on_drop: Callable[[], None],
     ) -> None:
         self._send = send
         self._renderer = renderer
         self._close = close
-        self._on_sent = on_sent
+        # Where sent frames are counted: a counter and its key (the hot path: no call).
+        self._sent, self._endpoint = sent
         self._on_drop = on_drop
         self._outbox: Outbox[Item] = Outbox(size, overflow, on_drop=on_drop)
         self._size = size
@@ -146,7 +147,7 @@ class SocketWriter:
             self._outbox.put(text)
             self._in_flight = True
             return
-        self._on_sent()
+        self._sent[self._endpoint] += 1
         send = cast(Coroutine[Any, Any, None], self._send({"type": "websocket.send", "text": text}))
         try:
             done, suspended = step(send)
@@ -178,7 +179,7 @@ class SocketWriter:
                 else:
                     text = item if isinstance(item, str) else await self._render(item)
                     if text is not None:
-                        self._on_sent()
+                        self._sent[self._endpoint] += 1
                         await self._send({"type": "websocket.send", "text": text})
             except Exception:  # the client is gone (the receive loop sees it), or worse: close
                 log.debug("a send failed; closing the socket", exc_info=True)
