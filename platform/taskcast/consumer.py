@@ -26,7 +26,7 @@ from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
 from .options import Connections, ConsumerOptions
 from .outbox import Overflow
-from .protocol import Rejected, decode, encode
+from .protocol import Rejected, decode, encode, utf8_size
 from .writer import LATER, Later, SocketWriter
 
 __all__ = ["Connections", "Consumer", "ConsumerApp", "ConsumerOptions"]
@@ -285,7 +285,7 @@ class Consumer:
                     continue
                 strikes = 0
             text: str | None = message.get("text")
-            size = len(message.get("bytes") or b"") if text is None else _utf8_size(text, limit)
+            size = len(message.get("bytes") or b"") if text is None else utf8_size(text, limit)
             if size > limit:
                 await self._close(1009, f"frame larger than {limit} bytes")
                 return 1009
@@ -379,13 +379,6 @@ class Consumer:
                 await self.websocket.close(code, reason)
             except Exception:  # already closing from the other side
                 log.debug("close(%s) on a closing socket", code)
-
-
-def _utf8_size(text: str, limit: int) -> int:
-    # A str of n chars is n to 4n bytes in UTF-8: encode only when the answer depends on it.
-    if len(text) > limit or len(text) * 4 <= limit:
-        return len(text)
-    return len(text.encode())
 
 
 class ConsumerApp:

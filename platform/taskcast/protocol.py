@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from .handlers import Handler, HandlerTable
 from .messages import BaseMessage, ErrorCode, ErrorItem, ErrorMessage
 
-__all__ = ["MAX_REF_LENGTH", "Accepted", "Rejected", "decode", "encode"]
+__all__ = ["MAX_REF_LENGTH", "Accepted", "Rejected", "decode", "encode", "utf8_size"]
 
 MAX_REF_LENGTH = 128
 # A \uD800 to \uDFFF escape: JSON allows one alone; no UTF-8 text (a reply, a broadcast) can.
@@ -86,6 +86,14 @@ def decode(text: str, table: HandlerTable) -> Accepted | Rejected:
     except RecursionError:
         return _reject("invalid_payload", f"Invalid {action!r} frame: nested too deeply", ref)
     return Accepted(message, handler, ref)
+
+
+def utf8_size(text: str, limit: int) -> int:
+    """The frame's size in bytes as far as a ``limit`` check needs it: a str of n chars is n to
+    4n bytes in UTF-8, so it is encoded only when the answer depends on it."""
+    if len(text) > limit or len(text) * 4 <= limit:
+        return len(text)
+    return len(text.encode())
 
 
 def _encodable(data: object) -> bool:
