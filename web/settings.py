@@ -95,9 +95,23 @@ class Settings(BaseSettings):
     analytics_summary_interval: PositiveFloat = 30.0
     flower_port: int = Field(5555, ge=0, le=65535)
     flower_user: str = "taskcast"
-    flower_password: SecretStr = SecretStr("taskcast")
+    # No default password: without one Flower listens on loopback only (see workers.flower).
+    flower_password: SecretStr | None = None
     # The HTTP trigger (POST /api/broadcast) answers only when a bearer token is set.
     broadcast_token: SecretStr | None = None
+
+    @field_validator("flower_password", "broadcast_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        # An empty secret is no secret: "" (compose's ${VAR:-}) or spaces mean unset, feature off.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ws_tokens", mode="after")
+    @classmethod
+    def _no_empty_tokens(cls, value: dict[str, list[str] | None]) -> dict[str, list[str] | None]:
+        return {token: paths for token, paths in value.items() if token.strip()}
 
     @field_validator("visibility_timeout")
     @classmethod

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -47,3 +49,14 @@ def test_a_visibility_timeout_within_the_retry_backoff_is_refused_without_leakin
     assert "supersecret" not in message
     monkeypatch.setenv("TASKCAST_VISIBILITY_TIMEOUT", "61")
     assert Settings.load().idempotency_window == 61 + 10 + 60
+
+
+@pytest.mark.parametrize("empty", ["", "   ", "\t"])
+def test_an_empty_secret_is_no_secret(monkeypatch: pytest.MonkeyPatch, empty: str) -> None:
+    monkeypatch.setenv("TASKCAST_BROADCAST_TOKEN", empty)
+    monkeypatch.setenv("TASKCAST_FLOWER_PASSWORD", empty)
+    monkeypatch.setenv("TASKCAST_WS_TOKENS", json.dumps({empty: None, "real": None}))
+    settings = Settings()
+    assert settings.broadcast_token is None and settings.flower_password is None
+    assert settings.ws_tokens == {"real": None}
+    assert Settings(flower_password="secret").flower_password is not None

@@ -84,3 +84,20 @@ async def test_without_a_token_configured_the_endpoint_is_off(server: LiveServer
             headers={"Authorization": "Bearer anything"},
         )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+async def test_an_empty_token_leaves_the_endpoint_off(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, empty: str
+) -> None:
+    """compose's ${VAR:-} used to pass "": then "Authorization: Bearer " was accepted."""
+    monkeypatch.setenv("TASKCAST_BROADCAST_TOKEN", empty)
+    app = create_app(Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix))
+    with LiveServer(app) as server:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{server.url}/api/broadcast",
+                json={"target": "chat", "message": "x"},
+                headers={"Authorization": "Bearer"},  # and nothing after it
+            )
+    assert response.status_code == 404

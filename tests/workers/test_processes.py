@@ -164,6 +164,9 @@ async def test_flower_lists_the_tasks_that_ran_behind_basic_auth(
             task = celery_app.send_task("workers.tasks.send_chat_message", kwargs={"message": "x"})
             await asyncio.to_thread(task.get, timeout=30)
             assert (await http.get("/api/tasks")).status_code == 401
+            # The password reached Flower through its environment, not its command line (ps).
+            cmdline = await asyncio.to_thread(Path(f"/proc/{flower.pid}/cmdline").read_bytes)
+            assert b"pw" not in cmdline.split(b"\0")[-1] and b"taskcast:pw" not in cmdline
             tasks: dict[str, Any] = {}
             while task.id not in tasks:
                 assert time.monotonic() < deadline + 30, "Flower never listed the task"
@@ -173,3 +176,45 @@ async def test_flower_lists_the_tasks_that_ran_behind_basic_auth(
     finally:
         flower.terminate()
         flower.wait(timeout=20)
+
+
+def flower_without_password(settings: Settings, host: str) -> subprocess.Popen[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = environment(settings, TASKCAST_FLOWER_PORT=str(port), HOST=host)
+    env.pop("TASKCAST_FLOWER_PASSWORD", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.flower", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_flower_without_a_password_refuses_to_listen_beyond_loopback(settings: Settings) -> None:
+    flower = flower_without_password(settings, "0.0.0.0")
+    _, err = flower.communicate(timeout=30)
+    assert flower.returncode != 0
+    assert "TASKCAST_FLOWER_PASSWORD" in err and "Traceback" not in err
+
+
+def test_flower_without_a_password_listens_on_loopback_and_says_so(settings: Settings) -> None:
+    flower = flower_without_password(settings, "127.0.0.1")
+    try:
+        assert flower.stderr is not None
+        first = flower.stderr.readline()
+        assert "without a password: loopback only" in first
+        port = int(first.split(":")[1].split()[0])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1)
+                break
+            except httpx.TransportError:
+                assert flower.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert response.status_code == 200
+    finally:
+        flower.terminate()
+        flower.communicate(timeout=20)
