@@ -20,19 +20,23 @@ DESCRIPTION = (
 
 
 def document(request: Request) -> dict[str, Any]:
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    cache: dict[str, dict[str, Any]] = request.app.state.asyncapi
-    if host not in cache:
-        protocol = "wss" if request.url.scheme == "https" else "ws"
-        cache[host] = build_document(
+    """The app's document, built once; only its server (the host the client asked for) differs
+    per request, so no client can grow a cache by sending many Host headers."""
+    state = request.app.state
+    if "document" not in state.asyncapi:
+        state.asyncapi["document"] = build_document(
             consumer_routes(request.app.routes),
             title=TITLE,
             version=version("taskcast"),
             description=DESCRIPTION,
-            host=host,
-            protocol=protocol,
+            host="localhost",
+            protocol="ws",
         )
-    return cache[host]
+    base: dict[str, Any] = state.asyncapi["document"]
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    protocol = "wss" if request.url.scheme == "https" else "ws"
+    server = {**base["servers"]["default"], "host": host, "protocol": protocol}
+    return {**base, "servers": {"default": server}}
 
 
 async def asyncapi_json(request: Request) -> Response:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 import yaml
+from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 from taskcast import BaseMessage, Consumer, ws_handler
@@ -175,3 +176,10 @@ def test_the_official_parser_reports_no_errors_and_no_warnings(server: LiveServe
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout) == {"errors": [], "warnings": []}
+
+
+def test_many_host_headers_share_one_document(server: LiveServer, app: Starlette) -> None:
+    for n in range(50):
+        response = httpx.get(f"{server.url}/asyncapi.json", headers={"Host": f"h{n}.example"})
+        assert response.json()["servers"]["default"]["host"] == f"h{n}.example"
+    assert len(app.state.asyncapi) == 1

@@ -81,6 +81,9 @@ BAD_TEXT = [
     ('{"action": "system_periodic_notify", "payload": "spoofed"}', "unknown_action"),
     ('{"action": "ping", "payload": {"unexpected": true}}', "invalid_payload"),
     ("[" * 5000 + "]" * 5000, "invalid_json"),
+    # Unpaired surrogates: valid JSON, but no reply or broadcast could be UTF-8 encoded.
+    (r'{"action": "ping", "ref": "\ud800"}', "invalid_json"),
+    (r'{"action": "chat", "payload": {"message": "a\udc00"}}', "invalid_json"),
 ]
 
 
