@@ -12,6 +12,8 @@ from types import FrameType
 
 import uvicorn
 
+from taskcast.logs import redact_server_logs
+
 from .app import create_app
 from .settings import Settings
 
@@ -52,6 +54,7 @@ def main() -> None:
         # saves little on small JSON frames. TASKCAST_WS_COMPRESSION=true turns it on.
         ws_per_message_deflate=settings.ws_compression,
     )
+    redact_server_logs()  # after uvicorn configured its loggers: no token or cursor logged
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
         Server(config, app.state).run()
 
