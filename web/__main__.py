@@ -40,6 +40,10 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     settings = Settings.load()
+    try:
+        settings.trusted_hosts()
+    except ValueError as exc:
+        raise SystemExit(f"taskcast: {exc}") from None
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -64,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
         for path, consumer in ENDPOINTS.items()
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    hosts = Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[hosts])
     app.state.settings = settings
     app.state.layers = layers
     app.state.connections = connections

@@ -3,6 +3,7 @@ conventional ``PORT`` and ``REDIS_URL``). Built by the entry points and passed d
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import (
@@ -26,6 +27,16 @@ TASK_RETRY_BACKOFF_MAX = 60
 # How often a worker looks for tasks whose worker died (seconds): kombu's Redis transport gives a
 # task back once it has been unacknowledged for the visibility timeout, at its next such sweep.
 BROKER_RESTORE_SWEEP = 10
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -68,8 +79,11 @@ class Settings(BaseSettings):
     max_frame_bytes: PositiveInt = 65_536
     outbox_size: PositiveInt = 1_024
     ws_compression: bool = False
-    # Origins allowed besides the app's own host ("*": any), for WebSocket handshakes.
+    # Origins allowed besides the app's own origin ("*": any), for WebSocket handshakes.
     allowed_origins: list[str] = []
+    # Host header values the app answers (Starlette's TrustedHostMiddleware; "*.example.com"
+    # wildcards; ["*"]: any). Unset: any on a loopback HOST; required on any other.
+    allowed_hosts: list[str] | None = None
     # WebSocket tokens: token → paths it may open (null: all). Empty: the endpoints are open.
     ws_tokens: dict[str, list[str] | None] = {}
     # Frames a client may send a second, with a burst; past it rate_limited errors, then 1008.
@@ -135,6 +149,18 @@ class Settings(BaseSettings):
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise SystemExit(f"taskcast: invalid settings: {problems}") from None
+
+    def trusted_hosts(self) -> list[str]:
+        """The Host values to answer. A server reachable beyond this machine must name them: a
+        page on any site can otherwise point a name of its own at it (DNS rebinding)."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        if loopback(self.host):
+            return ["*"]
+        raise ValueError(
+            f"HOST is {self.host}: set TASKCAST_ALLOWED_HOSTS to the host names clients use "
+            '(a JSON list, e.g. ["chat.example.com"]; ["*"] accepts any)'
+        )
 
     @property
     def idempotency_window(self) -> int:

@@ -10,20 +10,10 @@ command line, where ``ps`` would show it to every user of the machine.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 
-from web.settings import Settings
-
-
-def loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from web.settings import Settings, loopback
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from starlette.websockets import WebSocket
 
@@ -22,13 +22,24 @@ TOKEN_COOKIE = "taskcast_token"
 
 
 def origin_allowed(websocket: WebSocket, allowed: Collection[str]) -> bool:
-    """Whether the handshake's ``Origin`` may connect: the app's own host always, the ``allowed``
-    origins (``scheme://host[:port]``, or ``*`` for any) too. No Origin (not a browser) passes:
+    """Whether the handshake's ``Origin`` may connect: the app's own origin always (scheme, host
+    and port: a page served over http from this Host), the ``allowed`` origins
+    (``scheme://host[:port]``, or ``*`` for any) too. No Origin (not a browser) passes:
     cross-site hijacking needs a browser, and browsers always send it."""
     origin = websocket.headers.get("origin")
     if origin is None or "*" in allowed or origin in allowed:
         return True
-    return urlsplit(origin).netloc == websocket.headers.get("host")
+    scheme = "https" if websocket.url.scheme in ("wss", "https") else "http"
+    own = urlsplit(f"{scheme}://{websocket.headers.get('host', '')}")
+    given = urlsplit(origin)
+    return (given.scheme, given.hostname, _port(given)) == (scheme, own.hostname, _port(own))
+
+
+def _port(url: SplitResult) -> int | None:
+    try:
+        return url.port or {"http": 80, "https": 443}.get(url.scheme)
+    except ValueError:  # not a port
+        return -1
 
 
 class Authenticator(Protocol):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
@@ -79,3 +81,42 @@ async def test_a_client_over_its_rate_gets_errors_then_is_closed(guarded: LiveSe
             while True:
                 await client.receive()
         assert closed.value.code == 1008
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://{host}", "ws://{host}", "foo://{host}", "http://{hostname}:1"]
+)
+async def test_the_own_origin_is_scheme_host_and_port(server: LiveServer, origin: str) -> None:
+    host = f"{server.host}:{server.port}"
+    with pytest.raises(InvalidStatus, match="403"):
+        async with connect(
+            server.ws_url("/ws/chat"), origin=origin.format(host=host, hostname=server.host)
+        ):
+            pass
+
+
+async def test_only_allowed_hosts_are_answered(redis_url: str, key_prefix: str) -> None:
+    """DNS rebinding: a page on evil.example points its name at this server; the browser then
+    sends Host: evil.example with Origin http://evil.example, same-origin to it."""
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, allowed_hosts=["127.0.0.1"])
+    with LiveServer(create_app(settings)) as server:
+        async with httpx.AsyncClient() as http:
+            evil = await http.get(f"{server.url}/healthz", headers={"Host": "evil.example"})
+            assert evil.status_code == 400
+            assert (await http.get(f"{server.url}/healthz")).status_code == 200
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET /ws/chat HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert sock.recv(64).startswith(b"HTTP/1.1 400"), "a rebound Host was answered"
+        async with connect(server.ws_url("/ws/chat")) as client:
+            await client.expect("chat_notification")
+
+
+def test_a_server_beyond_loopback_must_name_its_hosts() -> None:
+    with pytest.raises(ValueError, match="TASKCAST_ALLOWED_HOSTS"):
+        Settings(host="0.0.0.0").trusted_hosts()
+    assert Settings(host="0.0.0.0", allowed_hosts=["a.example"]).trusted_hosts() == ["a.example"]
+    assert Settings(host="127.0.0.1").trusted_hosts() == ["*"]
