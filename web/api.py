@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .settings import Settings
+from .showcase.messages import MessageText
+
+log = logging.getLogger("web.api")
+
+# A request body is refused past this, before it is read (the body is one short message).
+MAX_BODY_BYTES = 16 * 1024
 
 TASKS = {
     "chat": ("workers.tasks.send_chat_message", "message"),
@@ -23,7 +30,7 @@ class BroadcastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: Literal["chat", "reliable", "notifications", "analytics"]
-    message: str = Field(min_length=1, max_length=4096)
+    message: MessageText
 
 
 async def broadcast(request: Request) -> Response:
@@ -40,11 +47,37 @@ async def broadcast(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    raw = await _body(request, MAX_BODY_BYTES)
+    if raw is None:
+        return JSONResponse(
+            {"detail": f"the body is larger than {MAX_BODY_BYTES} bytes"}, status_code=413
+        )
     try:
-        body = BroadcastRequest.model_validate_json(await request.body())
+        body = BroadcastRequest.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         return JSONResponse({"detail": errors}, status_code=422)
     name, argument = TASKS[body.target]
-    task_id = await request.app.state.tasks.send(name, {argument: body.message})
+    try:
+        task_id = await request.app.state.tasks.send(name, {argument: body.message})
+    except Exception as exc:  # the broker is away, full, or refusing: say so, once, briefly
+        log.warning("could not enqueue %s: %s", name, exc)
+        return JSONResponse(
+            {"detail": "the task queue is unavailable; try again shortly"}, status_code=503
+        )
     return JSONResponse({"task_id": task_id, "task": name}, status_code=202)
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it is known to pass ``limit`` (by its declared length,
+    or while it streams in): a large body is never read whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -28,6 +28,7 @@ from web.showcase.analytics import AnalyticsLimits
 from web.showcase.messages import (
     AnalyticsEvent,
     AnalyticsPayload,
+    MessageText,
     SystemNotify,
     SystemPeriodicNotify,
 )
@@ -82,9 +83,11 @@ def _publish(
 
 
 def _text(value: object, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    """A message as every way in takes it (``MessageText``: not blank, at most 4,096 chars)."""
+    if not isinstance(value, str):
         raise ValueError(f"{name} must be a non-empty string, not {value!r}")
-    return value
+    text: str = _check(_MESSAGE, value, name)
+    return text
 
 
 def _check(adapter: TypeAdapter[Any], value: object, name: str) -> Any:
@@ -135,6 +138,7 @@ def send_notification(
 
 
 _DATA: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)
+_MESSAGE: TypeAdapter[str] = TypeAdapter(MessageText)
 _EVENTS: TypeAdapter[list[str | AnalyticsPayload]] = TypeAdapter(list[str | AnalyticsPayload])
 
 

@@ -12,7 +12,7 @@ from web.showcase import (
     NotificationConsumer,
     ReliableChatConsumer,
 )
-from web.showcase.messages import ChatMessage, ChatPayload, SystemNotify, SystemPeriodicNotify
+from web.showcase.messages import ChatInput, ChatMessage, SystemNotify, SystemPeriodicNotify
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ async def test_chat_room(server: LiveServer, publisher: SyncPublisher) -> None:
         async with connect(url) as b:
             assert await a.receive() == chat("📢 Someone joined the chat")
             assert await b.receive() == chat("📢 Someone joined the chat")
-            await a.send(ChatMessage(payload=ChatPayload(message="hello ☕")), ref="c1")
+            await a.send(ChatMessage(payload=ChatInput(message="hello ☕")), ref="c1")
             assert await a.receive() == chat("💬 hello ☕")  # the sender too; no ref on broadcasts
             assert await b.receive() == chat("💬 hello ☕")
             publisher.publish(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -61,6 +61,8 @@ async def test_a_missing_or_wrong_token_is_401(
         b'{"target": "everyone", "message": "x"}',
         b'{"target": "chat"}',
         b'{"target": "chat", "message": ""}',
+        b'{"target": "chat", "message": "   "}',  # blank: what a socket's chat frame refuses too
+        b'{"target": "chat", "message": "' + b"x" * 4097 + b'"}',
         b'{"target": "chat", "message": "x", "extra": 1}',
         b"not json",
     ],
@@ -101,3 +103,58 @@ async def test_an_empty_token_leaves_the_endpoint_off(
                 headers={"Authorization": "Bearer"},  # and nothing after it
             )
     assert response.status_code == 404
+
+
+async def test_a_large_body_is_413_before_it_is_read(guarded: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: cut off while it streams
+        for _ in range(1000):
+            yield b"x" * 1024
+
+    async with httpx.AsyncClient() as http:
+        declared = await http.post(
+            f"{guarded.url}/api/broadcast", content=b"x" * 400_000, headers=headers
+        )
+        streamed = await http.post(
+            f"{guarded.url}/api/broadcast", content=chunks(), headers=headers
+        )
+    assert declared.status_code == streamed.status_code == 413
+
+
+async def test_with_the_broker_away_it_is_503_not_a_traceback(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    away = settings.model_copy(
+        update={"broadcast_token": SecretStr(TOKEN), "celery_broker_url": "redis://127.0.0.1:9/0"}
+    )
+    with LiveServer(create_app(away)) as server:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{server.url}/api/broadcast",
+                json={"target": "chat", "message": "x"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=60,
+            )
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+    assert not any(record.exc_info for record in caplog.records)
+
+
+async def test_a_message_is_the_same_message_on_every_way_in(
+    worker: None, guarded: LiveServer
+) -> None:
+    """4,096 characters pass over HTTP and over a socket; 4,097 fail on both."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with connect(guarded.ws_url("/ws/chat")) as client, httpx.AsyncClient() as http:
+        await client.expect("chat_notification")
+        longest = "y" * 4096
+        ok = await http.post(
+            f"{guarded.url}/api/broadcast",
+            json={"target": "chat", "message": longest},
+            headers=headers,
+        )
+        assert ok.status_code == 202
+        assert (await client.expect("chat_notification"))["payload"]["message"] == longest
+        await client.send({"action": "chat", "payload": {"message": longest + "y"}}, ref="long")
+        refused = await client.expect("error")
+        assert (refused["ref"], refused["payload"]["code"]) == ("long", "invalid_payload")

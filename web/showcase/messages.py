@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, Field, JsonValue
 
 from taskcast import BaseMessage
+
+MAX_MESSAGE_CHARS = 4096
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only spaces")
+    return text
+
+
+# What a person may send as a message, on every way in (a socket's frame, POST /api/broadcast,
+# a task's argument): one rule, so that no way in takes what another refuses.
+MessageText = Annotated[str, Field(max_length=MAX_MESSAGE_CHARS), AfterValidator(_not_blank)]
 
 
 class ChatPayload(BaseModel):
     message: str
 
 
+class ChatInput(ChatPayload):
+    message: MessageText
+
+
 class ChatMessage(BaseMessage):
     """A chat line from a client."""
 
     action: Literal["chat"] = "chat"
-    payload: ChatPayload
+    payload: ChatInput
 
 
 class ChatNotificationMessage(BaseMessage):
@@ -31,11 +48,15 @@ class ReliableChatPayload(BaseModel):
     message: str
 
 
+class ReliableChatInput(ReliableChatPayload):
+    message: MessageText
+
+
 class ReliableChatMessage(BaseMessage):
     """A chat line from a client, for the reliable room."""
 
     action: Literal["reliable_chat"] = "reliable_chat"
-    payload: ReliableChatPayload
+    payload: ReliableChatInput
 
 
 class ReliableChatNotificationMessage(BaseMessage):
@@ -50,11 +71,15 @@ class NotificationPayload(BaseModel):
     message: str
 
 
+class NotificationInput(NotificationPayload):
+    message: MessageText
+
+
 class NotificationMessage(BaseMessage):
     """A notification a client sends to everyone."""
 
     action: Literal["notification"] = "notification"
-    payload: NotificationPayload
+    payload: NotificationInput
 
 
 class NotificationBroadcastMessage(BaseMessage):
