@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 from types import FrameType
 
 import uvicorn
@@ -38,6 +39,15 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def raise_descriptor_limit() -> None:
+    """Every socket is a file descriptor: take all the system allows (the soft limit, often
+    1,024, up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> None:
     settings = Settings.load()
     try:
@@ -57,7 +67,11 @@ def main() -> None:
         # Compression costs a deflate per frame per socket, the largest cost of a fan-out, and
         # saves little on small JSON frames. TASKCAST_WS_COMPRESSION=true turns it on.
         ws_per_message_deflate=settings.ws_compression,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        limit_concurrency=settings.max_connections + 64,
     )
+    raise_descriptor_limit()
     redact_server_logs()  # after uvicorn configured its loggers: no token or cursor logged
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
         Server(config, app.state).run()

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     replay_page_size: int = Field(100, ge=1, le=10_000)
     replay_concurrency: PositiveInt = 16
 
+    # Open WebSockets per web process: past it, new handshakes are closed with 1013 (and HTTP
+    # requests get 503 past it plus 64, which leaves room for health checks at the cap).
+    max_connections: PositiveInt = 10_000
+    # A ping every ws_ping_interval seconds; a peer that does not answer within ws_ping_timeout
+    # is closed (it is gone, or stuck: either way it holds a descriptor and a queue).
+    ws_ping_interval: PositiveFloat = 20.0
+    ws_ping_timeout: PositiveFloat = 20.0
+
     # Limits per socket.
     max_frame_bytes: PositiveInt = 65_536
     outbox_size: PositiveInt = 1_024
@@ -212,4 +220,5 @@ class Settings(BaseSettings):
             authenticator=TokenAuthenticator(self.ws_tokens) if self.ws_tokens else None,
             rate=self.rate_per_second,
             burst=self.rate_burst,
+            max_connections=self.max_connections,
         )

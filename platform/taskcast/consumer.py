@@ -182,6 +182,10 @@ class Consumer:
             log.warning("refused a handshake from origin %r", self.websocket.headers.get("origin"))
             await self.websocket.close(1008)  # before accept: the server answers 403
             return
+        connections, cap = self.options.connections, self.options.max_connections
+        if connections is not None and cap is not None and len(connections) >= cap:
+            await self._refuse(1013, "too many connections; try again later")
+            return
         try:
             await self.authenticate()
         except ConnectionRefused as refusal:

@@ -31,8 +31,10 @@ class ConsumerOptions:
     rate: float | None = None
     burst: int = 20
     rate_strikes: int = 20
-    # Where open sockets are tracked, so that a shutting-down server can close them (1001).
+    # Where open sockets are tracked, so that a shutting-down server can close them (1001), and
+    # how many may be open: past it, a new handshake is closed with 1013 ("try again later").
     connections: Connections | None = None
+    max_connections: int | None = None
     metrics: Metrics | None = None
     # What a full queue does with frames that are not kept (replies, notices, pub/sub frames).
     # None: on a layer that keeps messages, close (1013) when a reply finds no room (kept

@@ -1,0 +1,69 @@
+"""Per-process limits on what clients hold: open sockets, silent peers, file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskcast.testing import LiveServer, connect, raw_client
+from web.app import create_app
+from web.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_past_the_connection_cap_a_handshake_is_closed_1013(
+    redis_url: str, key_prefix: str
+) -> None:
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, max_connections=3)
+    with LiveServer(create_app(settings)) as server:
+        url = server.ws_url("/ws/analytics")
+        async with connect(url), connect(url), connect(url) as third:
+            await third.send({"action": "ping"}, ref="3")
+            assert (await third.expect("pong"))["ref"] == "3"
+            async with connect(url) as fourth:
+                assert await fourth.wait_closed() == 1013
+        async with connect(url) as again:  # room again once they left
+            await again.send({"action": "ping"}, ref="again")
+            assert (await again.expect("pong"))["ref"] == "again"
+
+
+def limits(pid: int) -> tuple[str, str]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError("no open-files limit")
+
+
+async def test_a_peer_that_stops_answering_pings_is_closed_and_descriptors_are_raised(
+    web_process: Callable[[dict[str, str]], Any], redis_url: str, key_prefix: str
+) -> None:
+    web = web_process(
+        {
+            "REDIS_URL": redis_url,
+            "TASKCAST_KEY_PREFIX": key_prefix,
+            "TASKCAST_WS_PING_INTERVAL": "0.5",
+            "TASKCAST_WS_PING_TIMEOUT": "0.5",
+        }
+    )
+    soft, hard = limits(web.process.pid)
+    assert soft == hard, (soft, hard)
+    host, port = web.base.split(":")
+    silent = raw_client(host, int(port), "/ws/analytics")  # completes the handshake, then nothing
+    silent.settimeout(0.2)
+    started, closed = time.monotonic(), False
+    while not closed and time.monotonic() - started < 10:
+        try:
+            closed = silent.recv(65536) == b""  # pings (unanswered), a close, then the end
+        except TimeoutError:
+            await asyncio.sleep(0.05)
+        except OSError:
+            closed = True
+    silent.close()
+    assert closed, "a peer that never answered a ping was kept open"
