@@ -16,6 +16,7 @@ import uvicorn
 from taskcast.logs import redact_server_logs
 
 from .app import create_app
+from .server import guarded_http
 from .settings import Settings
 
 
@@ -70,6 +71,7 @@ def main() -> None:
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
         limit_concurrency=settings.max_connections + 64,
+        http=guarded_http(settings.handshake_timeout, settings.max_request_head_bytes),
     )
     raise_descriptor_limit()
     redact_server_logs()  # after uvicorn configured its loggers: no token or cursor logged

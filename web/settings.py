@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # is closed (it is gone, or stuck: either way it holds a descriptor and a queue).
     ws_ping_interval: PositiveFloat = 20.0
     ws_ping_timeout: PositiveFloat = 20.0
+    # A connection must send its whole request head (an HTTP request, or a WebSocket upgrade)
+    # within this many seconds and in at most this many bytes: else closed, or answered 431.
+    handshake_timeout: PositiveFloat = 10.0
+    max_request_head_bytes: int = Field(8192, ge=1024)
 
     # Limits per socket.
     max_frame_bytes: PositiveInt = 65_536

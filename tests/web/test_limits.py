@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from taskcast.testing import LiveServer, connect, raw_client
@@ -67,3 +69,46 @@ async def test_a_peer_that_stops_answering_pings_is_closed_and_descriptors_are_r
             closed = True
     silent.close()
     assert closed, "a peer that never answered a ping was kept open"
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before it closed ``sock`` within ``seconds``; None if it did not."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except TimeoutError:
+        return None
+    except OSError:
+        pass
+    return got
+
+
+def test_silent_slow_and_oversized_request_heads_are_not_held(
+    web_process: Callable[[dict[str, str]], Any], redis_url: str, key_prefix: str
+) -> None:
+    web = web_process(
+        {
+            "REDIS_URL": redis_url,
+            "TASKCAST_KEY_PREFIX": key_prefix,
+            "TASKCAST_HANDSHAKE_TIMEOUT": "1",
+        }
+    )
+    host, port = web.base.split(":")
+    silent = socket.create_connection((host, int(port)))
+    slow = socket.create_connection((host, int(port)))
+    slow.sendall(b"GET /ws/chat HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+    huge = socket.create_connection((host, int(port)))
+    huge.sendall(
+        b"GET /ws/analytics?cursor=" + b"A" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    started = time.monotonic()
+    assert (closed_within(huge, 5) or b"").startswith(b"HTTP/1.1 431")
+    assert time.monotonic() - started < 1.0  # promptly, not at the deadline
+    assert closed_within(silent, 5) == b""
+    assert closed_within(slow, 5) == b""
+    for sock in (silent, slow, huge):
+        sock.close()
+    assert httpx.get(f"http://{web.base}/healthz", timeout=5).status_code == 200
