@@ -67,8 +67,7 @@ def started(
     commands = [
         [str(installed), "-m", "web"],
         [str(bin_dir / "celery"), "-A", "workers", "worker", "--pool=solo", "--loglevel=WARNING"],
-        [str(bin_dir / "celery"), "-A", "workers", "beat", "--loglevel=WARNING",
-         f"--schedule={tmp_path / 'beat-schedule'}"],
+        [str(bin_dir / "celery"), "-A", "workers", "beat", "--loglevel=WARNING"],
     ]  # fmt: skip
     processes = [subprocess.Popen(c, cwd=tmp_path, env=env) for c in commands]
     try:

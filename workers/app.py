@@ -39,6 +39,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         task_track_started=True,
         timezone="UTC",
+        # One beat at a time: RedBeat keeps the schedule in Redis under the key prefix and holds
+        # a lock there, so a second beat (another replica, a restart overlap) waits instead of
+        # sending every announcement twice; it takes over within the lock's 30 s if the first dies.
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.broker_url,
+        redbeat_key_prefix=f"{settings.key_prefix}:redbeat",
+        redbeat_lock_timeout=30,
+        beat_max_loop_interval=5,
         beat_schedule={
             "periodic-announcements": {
                 "task": "workers.tasks.periodic_announcements",

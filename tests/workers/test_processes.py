@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from celery import Celery
 
 from taskcast.testing import LiveServer, connect
@@ -107,9 +108,31 @@ async def test_beat_runs_the_announcements_on_its_schedule(
     async with connect(server.ws_url("/ws/chat")) as client:
         await client.expect("chat_notification")  # its own join notice
         env = environment(settings, TASKCAST_ANNOUNCEMENT_INTERVAL="0.5")
-        processes.append(Process(["beat", f"--schedule={tmp_path / 'schedule'}"], env))
+        processes.append(Process(["beat"], env))
         frame = await client.expect("chat_notification", timeout=20)
         assert frame["payload"]["message"] == "⏰ Hourly chat announcement #1"
+
+
+async def test_two_beats_never_double_the_schedule(
+    worker: None, settings: Settings, processes: list[Process]
+) -> None:
+    """Two replicas (or a restart overlap): one holds the lock in Redis and sends, the other
+    waits. Over 6 s at one announcement a second, about 6 runs, not 12."""
+    env = environment(settings, TASKCAST_ANNOUNCEMENT_INTERVAL="1")
+    first = Process(["beat", "--loglevel=INFO"], env)
+    processes.append(first)
+    processes.append(Process(["beat", "--loglevel=INFO"], env))
+    store = redis.Redis.from_url(settings.redis_url)
+    counter = f"{settings.key_prefix}:announcements"
+    deadline = time.monotonic() + 30
+    while not store.get(counter):  # the first run: the schedule is live
+        assert time.monotonic() < deadline, "beat sent nothing"
+        await asyncio.sleep(0.1)
+    start = int(store.get(counter) or 0)
+    await asyncio.sleep(6)
+    runs = int(store.get(counter) or 0) - start
+    store.close()
+    assert 3 <= runs <= 8, runs
 
 
 async def test_a_task_whose_worker_is_killed_mid_task_broadcasts_once(
