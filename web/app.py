@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from taskcast import LayerRegistry, Publisher, RedisReliableLayer
+from taskcast import Consumer, LayerRegistry, Publisher, RedisReliableLayer
 from taskcast.consumer import Connections
 from taskcast.metrics import Metrics, MetricsCollector
 from workers.app import create_celery
@@ -32,7 +32,12 @@ STATIC = Path(__file__).parent / "static"
 SHOWCASE = (STATIC / "showcase.html").read_text()
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, consumers: Mapping[str, type[Consumer]] | None = None
+) -> Starlette:
+    """The app: the showcase's endpoints, and ``consumers`` (path → consumer class) of your own,
+    each mounted with the app's guards (origin, tokens, rate limit, connection cap), metrics and
+    shutdown, on the layer its ``layer_alias`` names."""
     settings = settings or Settings()
     layers = LayerRegistry.from_configs(settings.layer_configs())
     connections = Connections()
@@ -64,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes += [
         WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
-        for path, consumer in ENDPOINTS.items()
+        for path, consumer in {**ENDPOINTS, **(consumers or {})}.items()
     ]
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[hosts])
