@@ -201,12 +201,16 @@ class Consumer:
             since = self._resume_positions()
             for group in self.groups:
                 assert self.layer is not None  # checked when the class was defined
-                position = await self.layer.group_add(group, self, since=since.get(group))
+                # Counted as joined before the await: a join cut short (the task cancelled as
+                # the client goes) may have added the member already; leaving is idempotent.
                 joined.append(group)
+                position = await self.layer.group_add(group, self, since=since.get(group))
                 if position is not None:
                     self._writer.positions[group] = position
-        except Exception as exc:
+        except BaseException as exc:
             await self._leave(joined)
+            if not isinstance(exc, Exception):
+                raise
             if isinstance(exc, LayerUnavailable):
                 log.warning("%s: %s; closing with 1013", type(self).__qualname__, exc)
                 await self._refuse(1013, "try again later")
