@@ -146,17 +146,14 @@ class Consumer:
 
     def deliver(self, delivery: Delivery) -> bool:
         """Called by the layer for each broadcast to a group this socket is in; never blocks."""
-        if delivery.text is not None:
-            if delivery.exclude == self.member_id:
-                return True
-        elif delivery.event is not None and not self.wants(delivery):
-            return True
-        return self._writer.offer(delivery)
+        return not self.wants(delivery) or self._writer.offer(delivery)
 
     def replay(self, replay: Replay) -> None:
         self._writer.replay(replay)
 
     def wants(self, delivery: Delivery) -> bool:
+        """Whether this socket gets ``delivery`` (for the layer's live fan-out and the writer's
+        catch-up pages alike)."""
         if delivery.text is not None:
             return delivery.exclude != self.member_id
         if delivery.event is not None:

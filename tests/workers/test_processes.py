@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,8 @@ from celery import Celery
 from taskcast.testing import LiveServer, connect
 from web.settings import Settings
 
+from .celery_process import CeleryProcess
+
 pytestmark = pytest.mark.anyio
 
 
@@ -34,43 +35,8 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-class Process:
-    """A Celery command in the background; ``wait_for(text)`` waits for a line of its output."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(line)
-                self.changed.notify_all()
-
-    def wait_for(self, text: str, timeout: float = 30) -> None:
-        with self.changed:
-            found = self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
-        assert found, f"{text!r} not in the output:\n{''.join(self.lines[-30:])}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+class Process(CeleryProcess):
+    """A Celery command in the background (see ``celery_process``)."""
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,6 +22,8 @@ from celery.signals import task_postrun
 from taskcast.layers.redis_common import Keys
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.settings import Settings
+
+from .celery_process import CeleryProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -183,55 +182,13 @@ async def test_periodic_announcements_delivered_twice_count_and_broadcast_once(
     assert store.get(f"{settings.key_prefix}:announcements") == b"2"
 
 
-class Worker:
-    """`celery -A workers worker` in a process group of its own, so that the whole of it (the
-    main process and its pool) can be killed at once; ``wait_for(text)`` waits for its output."""
+class Worker(CeleryProcess):
+    """A prefork worker in a process group of its own: ``kill`` takes the whole of it."""
 
     def __init__(self, name: str, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=prefork"]
-        command += ["--concurrency=1", "--loglevel=INFO", f"--hostname={name}@%h"]
-        command += ["--without-mingle", "--without-gossip"]
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(line)
-                self.changed.notify_all()
-
-    async def wait_for(self, text: str, timeout: float = 30) -> None:
-        def found() -> bool:
-            with self.changed:
-                return self.changed.wait_for(lambda: any(text in x for x in self.lines), timeout)
-
-        assert await asyncio.to_thread(found), f"{text!r} not in:\n{''.join(self.lines[-30:])}"
-
-    def kill(self) -> None:
-        """SIGKILL to the whole worker: nothing acknowledges, rejects or requeues its task."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        args = ["worker", "--pool=prefork", "--concurrency=1", "--loglevel=INFO"]
+        args += [f"--hostname={name}@%h", "--without-mingle", "--without-gossip"]
+        super().__init__(args, env, own_group=True)
 
 
 @pytest.fixture
@@ -263,7 +220,7 @@ async def test_a_task_whose_whole_worker_is_killed_mid_task_is_redelivered_and_b
         "TASKCAST_QUEUE_EXPIRY": "10",
     }
     workers.append(first := Worker("first", env))
-    await first.wait_for("ready.")
+    await asyncio.to_thread(first.wait_for, "ready.")
     message = f"once {uuid.uuid4().hex}"
     async with connect(server.ws_url("/ws/reliable")) as client:
         await settle(client, "/ws/reliable")
@@ -281,10 +238,11 @@ async def test_a_task_whose_whole_worker_is_killed_mid_task_is_redelivered_and_b
         killed = time.monotonic()
         # The broker hands the message out again only once it is overdue, which nothing but
         # the clock says: a worker started after that takes it back as it starts (kombu
-        # restores overdue messages then, and after that only every 100 s).
+        # restores overdue messages then, and every 10 s after that: workers/app.py).
         await asyncio.sleep(max(0.0, taken[0][1] + VISIBILITY_TIMEOUT + 1 - time.time()))
         workers.append(second := Worker("second", env))
-        await second.wait_for(f"send_reliable_message[{task.id}] received", timeout=30)
+        received = f"send_reliable_message[{task.id}] received"
+        await asyncio.to_thread(second.wait_for, received, 30)
         result = await asyncio.to_thread(task.get, timeout=30)
         assert result == f"sent to the reliable room: {message}"
         print(f"redelivered and run again {time.monotonic() - killed:.1f}s after the kill")
