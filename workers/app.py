@@ -5,11 +5,17 @@ from __future__ import annotations
 from celery import Celery
 
 from web.settings import BROKER_RESTORE_SWEEP, Settings
+from workers import broker
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or Settings.load()
-    app = Celery("workers", broker=settings.broker_url, backend=settings.result_backend)
+    app = Celery(
+        "workers",
+        broker=settings.broker_url,
+        backend=broker.result_backend_url(settings.result_backend),
+        task_cls=broker.RetryingTask,
+    )
     # Every Celery key (queues, results, bindings) under the settings' key prefix.
     prefix = {"global_keyprefix": f"{settings.key_prefix}:"}
     # A sweep for tasks of dead workers every BROKER_RESTORE_SWEEP seconds (kombu's default is
@@ -33,6 +39,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # Redis out of memory (or away) is waited out, never a reason to exit or drop a task:
+        # see workers.broker.
+        broker_channel_error_retry=True,
+        worker_consumer="workers.broker:WorkerConsumer",
+        result_backend_always_retry=True,
         broker_transport_options=transport,
         result_backend_transport_options=prefix,
         worker_send_task_events=True,
@@ -42,7 +53,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         # One beat at a time: RedBeat keeps the schedule in Redis under the key prefix and holds
         # a lock there, so a second beat (another replica, a restart overlap) waits instead of
         # sending every announcement twice; it takes over within the lock's 30 s if the first dies.
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="workers.beat:Scheduler",
         redbeat_redis_url=settings.broker_url,
         redbeat_key_prefix=f"{settings.key_prefix}:redbeat",
         redbeat_lock_timeout=30,
