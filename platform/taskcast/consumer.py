@@ -11,23 +11,26 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import ClassVar
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
+from .addresses import CONNECTION, USER, GroupTemplate, InvalidAddress, resolve, templates_of
 from .cursor import Position, decode_cursor
 from .delivery import Delivery, pack_message
 from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
 from .guards import Authenticator, TokenBucket, origin_allowed
-from .handlers import Handler, HandlerTable, ws_handler
+from .handlers import HandlerTable, ws_handler
 from .layers.base import ChannelLayer, Replay
 from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
 from .options import Connections, ConsumerOptions
 from .outbox import Overflow
 from .protocol import Rejected, decode, encode, utf8_size
-from .writer import LATER, Later, SocketWriter
+from .rendering import Rendering
+from .writer import SocketWriter
 
 __all__ = ["Connections", "Consumer", "ConsumerApp", "ConsumerOptions"]
 
@@ -45,11 +48,14 @@ INVALID_CURSOR = encode(
 UNCOUNTED = Metrics()  # where consumers with no app metrics count (nobody reads it)
 
 
-class Consumer:
-    """Base of every consumer. Subclasses set ``layer_alias`` and ``groups`` and add handlers."""
+class Consumer(Rendering):
+    """Base of every consumer. Subclasses set ``layer_alias`` and ``groups`` and add handlers.
+    ``groups`` may be templates (``room:{room_name}``, ``user:{user}``, ``jobs:{connection}``):
+    see ``taskcast.addresses``."""
 
     layer_alias: ClassVar[str | None] = None
     groups: ClassVar[tuple[str, ...]] = ()
+    group_templates: ClassVar[tuple[GroupTemplate, ...]] = ()
     # For the documentation: tags, and what on_connect/on_disconnect broadcast.
     tags: ClassVar[tuple[str, ...]] = ()
     notices: ClassVar[tuple[type[BaseMessage], ...]] = ()
@@ -63,6 +69,7 @@ class Consumer:
         if isinstance(cls.groups, str) or not isinstance(cls.groups, tuple | list):
             raise DefinitionError(f"{cls.__qualname__}.groups must be a tuple of group names")
         cls.groups = tuple(cls.groups)
+        cls.group_templates = templates_of(cls.groups)
         if cls.groups and cls.layer_alias is None:
             raise DefinitionError(f"{cls.__qualname__} has groups but no layer_alias")
         cls.handlers = HandlerTable.collect(cls)
@@ -74,10 +81,17 @@ class Consumer:
         self.layer = layer
         self.options = options
         self.member_id = uuid.uuid4().hex
+        # Who the authenticator says the client is (None: anonymous), and this socket's own
+        # address: a publisher reaches it alone through a ``{connection}`` group.
+        self.user: str | None = None
+        self.address = self.member_id
+        # The groups this socket is in, filled from its route, identity and address.
+        self.joined_groups: tuple[str, ...] = ()
         overflow = options.overflow or (
             Overflow.CLOSE if layer is not None and layer.keeps_messages else Overflow.DROP_OLDEST
         )
-        self.endpoint = websocket.scope.get("path", "")
+        # Metrics and logs name the route (/ws/room/{room_name}), never the value.
+        self.endpoint = options.route or websocket.scope.get("path", "")
         self._metrics = options.metrics or UNCOUNTED
         self._writer = SocketWriter(
             websocket._send,  # the ASGI send itself: see taskcast.eager
@@ -95,19 +109,26 @@ class Consumer:
         cls,
         layers: Mapping[str, ChannelLayer] | None = None,
         options: ConsumerOptions | None = None,
+        route: str | None = None,
     ) -> ConsumerApp:
-        """The ASGI app serving this consumer, with its layer looked up by ``layer_alias``."""
+        """The ASGI app serving this consumer, with its layer looked up by ``layer_alias``;
+        ``route``, the path it is mounted at (with its ``{parameters}``), names it in metrics
+        and token rules."""
         layer = None if cls.layer_alias is None else (layers or {})[cls.layer_alias]
-        return ConsumerApp(cls, layer, options or ConsumerOptions())
+        options = options or ConsumerOptions()
+        if route is not None:
+            options = replace(options, route=route)
+        return ConsumerApp(cls, layer, options)
 
     # Hooks -----------------------------------------------------------------------------------
 
     async def authenticate(self) -> None:
-        """Raise ``ConnectionRefused`` to refuse the connection; runs before accept. By default
-        the consumer's ``authenticator``, else the app's (``ConsumerOptions.authenticator``)."""
+        """Raise ``ConnectionRefused`` to refuse the connection; runs before accept, and may set
+        ``self.user``. By default the consumer's ``authenticator``, else the app's
+        (``ConsumerOptions.authenticator``): what it returns is the user."""
         authenticator = type(self).authenticator or self.options.authenticator
         if authenticator is not None:
-            await authenticator(self.websocket, type(self))
+            self.user = await authenticator(self.websocket, type(self))
 
     async def on_connect(self) -> None:
         """Runs once the socket is accepted and has joined its groups."""
@@ -133,13 +154,13 @@ class Consumer:
         exclude_self: bool = False,
         transient: bool = False,
     ) -> None:
-        """Send ``message`` to every member of ``groups`` (default: this consumer's groups),
+        """Send ``message`` to every member of ``groups`` (default: the groups this socket is in),
         in every process. The frame is encoded once, here. ``transient``, on a layer that
         keeps messages: to the members present only, not kept (presence notices)."""
         if self.layer is None:
             raise DefinitionError(f"{type(self).__qualname__} has no layer to broadcast on")
         data = pack_message(encode(message), self.member_id if exclude_self else None)
-        for group in self.groups if groups is None else groups:
+        for group in self.joined_groups if groups is None else groups:
             await self.layer.group_send(group, data, transient=transient)
 
     # The layer's side (Member) and the writer's (Renderer) -------------------------------------
@@ -150,20 +171,6 @@ class Consumer:
 
     def replay(self, replay: Replay) -> None:
         self._writer.replay(replay)
-
-    def wants(self, delivery: Delivery) -> bool:
-        """Whether this socket gets ``delivery`` (for the layer's live fan-out and the writer's
-        catch-up pages alike)."""
-        if delivery.text is not None:
-            return delivery.exclude != self.member_id
-        if delivery.event is not None:
-            handler = self.handlers.events.get(delivery.action or "")
-            if handler is None:
-                return False
-            if not handler.spec.per_connection:
-                # Render once for every member; usually done before this returns.
-                delivery.start(id(handler), self._run_event_handler, handler, delivery)
-        return True
 
     def _count_drop(self) -> None:
         self._metrics.dropped[self.endpoint] += 1
@@ -192,11 +199,16 @@ class Consumer:
             log.exception("%s.authenticate failed", type(self).__qualname__)
             await self._refuse(1011, "internal error")
             return
+        try:
+            self.joined_groups = self._groups()
+        except InvalidAddress as exc:
+            await self._refuse(4400, str(exc))
+            return
         joined: list[str] = []
         try:
             # Join before accepting: once a client's socket is open, it is in its groups.
             since = self._resume_positions()
-            for group in self.groups:
+            for group in self.joined_groups:
                 assert self.layer is not None  # checked when the class was defined
                 # Counted as joined before the await: a join cut short (the task cancelled as
                 # the client goes) may have added the member already; leaving is idempotent.
@@ -269,7 +281,13 @@ class Consumer:
         except ValueError:
             self._error(INVALID_CURSOR, "invalid_cursor")
             return {}
-        return {g: p for g, p in positions.items() if g in self.groups}
+        return {g: p for g, p in positions.items() if g in self.joined_groups}
+
+    def _groups(self) -> tuple[str, ...]:
+        values = {**self.websocket.scope.get("path_params", {}), CONNECTION: self.address}
+        if self.user is not None:
+            values[USER] = self.user
+        return resolve(self.group_templates, values, self.options.address_rules)
 
     async def _receive_loop(self) -> int:
         limit = self.options.max_frame_bytes
@@ -331,47 +349,6 @@ class Consumer:
             return
         self._writer.send(frame)
 
-    def render_now(self, delivery: Delivery) -> str | Later | None:
-        """The frame's body for ``delivery``, or ``LATER`` when it needs an await."""
-        if delivery.text is not None:
-            return delivery.text
-        if delivery.gap is not None:
-            return delivery.cache.get("gap") or delivery.cache.setdefault(
-                "gap", encode(delivery.gap)
-            )
-        handler = self.handlers.events[delivery.action or ""]
-        if handler.spec.per_connection:
-            return LATER
-        future = delivery.start(id(handler), self._run_event_handler, handler, delivery)
-        if not future.done():
-            return LATER
-        body: str | None = future.result()
-        return body
-
-    async def render(self, delivery: Delivery) -> str | None:
-        handler = self.handlers.events[delivery.action or ""]
-        if handler.spec.per_connection:
-            return await self._run_event_handler(handler, delivery)
-        body: str | None = await delivery.shared(
-            id(handler), self._run_event_handler, handler, delivery
-        )
-        return body
-
-    async def _run_event_handler(self, handler: Handler, delivery: Delivery) -> str | None:
-        try:
-            event = handler.input_type.model_validate(delivery.event)
-            reply = await handler.func(self, event)
-            if reply is None:
-                return None
-            if not isinstance(reply, BaseMessage):
-                raise TypeError(f"handler returned {type(reply).__name__}, not a message")
-            return encode(reply)
-        except Exception:
-            log.exception(
-                "%s.%s failed on event %r", type(self).__qualname__, handler.name, delivery.action
-            )
-            return None
-
     async def going_away(self) -> None:
         """Close the socket with 1001, as a server does when it stops: the client reconnects
         (to another process) and resumes from its cursor."""
@@ -399,6 +376,8 @@ class ConsumerApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             raise RuntimeError(f"{self.consumer.__qualname__} serves WebSocket connections only")
+        if self.options.route is not None:
+            scope["taskcast.route"] = self.options.route  # for the token rules (guards)
         await self.consumer(WebSocket(scope, receive, send), self.layer, self.options).run()
 
 

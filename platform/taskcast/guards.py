@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import SplitResult, urlsplit
 
@@ -15,7 +16,7 @@ from .exceptions import ConnectionRefused
 if TYPE_CHECKING:
     from .consumer import Consumer
 
-__all__ = ["Authenticator", "TokenAuthenticator", "TokenBucket", "origin_allowed"]
+__all__ = ["Authenticator", "Grant", "TokenAuthenticator", "TokenBucket", "origin_allowed"]
 
 TOKEN_PARAM = "token"
 TOKEN_COOKIE = "taskcast_token"
@@ -43,26 +44,49 @@ def _port(url: SplitResult) -> int | None:
 
 
 class Authenticator(Protocol):
-    """Checks a socket before it is accepted; raises ``ConnectionRefused`` (4401: no or bad
-    credentials, 4403: not allowed here) to refuse it."""
+    """Checks a socket before it is accepted: returns the user it belongs to (None: anonymous),
+    or raises ``ConnectionRefused`` (4401: no or bad credentials, 4403: not allowed here)."""
 
-    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> None: ...
+    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one token opens: ``paths`` (routes such as ``/ws/room/{room_name}``, or concrete
+    paths; None: every path), as ``user`` (None: anonymous)."""
+
+    paths: frozenset[str] | None = None
+    user: str | None = None
 
 
 class TokenAuthenticator:
-    """Bearer tokens, from the ``token`` query parameter or the ``taskcast_token`` cookie. Each
-    token maps to the paths it may open (``None``: every path)."""
+    """Bearer tokens, from the ``token`` query parameter or the ``taskcast_token`` cookie, each
+    mapped to a ``Grant`` (or, as before, to the paths it may open: ``None`` for every path)."""
 
-    def __init__(self, tokens: Mapping[str, Collection[str] | None]) -> None:
-        self.tokens = dict(tokens)
+    def __init__(self, tokens: Mapping[str, Grant | Collection[str] | None]) -> None:
+        self.tokens = {
+            token: grant if isinstance(grant, Grant) else Grant(_paths(grant))
+            for token, grant in tokens.items()
+        }
 
-    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> None:
+    async def __call__(self, websocket: WebSocket, consumer: type[Consumer]) -> str | None:
         token = websocket.query_params.get(TOKEN_PARAM) or websocket.cookies.get(TOKEN_COOKIE)
         if not token or token not in self.tokens:
             raise ConnectionRefused(4401, "a valid token is required")
-        paths = self.tokens[token]
-        if paths is not None and websocket.url.path not in paths:
+        grant = self.tokens[token]
+        if grant.paths is not None and not _opens(grant.paths, websocket):
             raise ConnectionRefused(4403, "this token may not open this endpoint")
+        return grant.user
+
+
+def _paths(paths: Collection[str] | None) -> frozenset[str] | None:
+    return None if paths is None else frozenset(paths)
+
+
+def _opens(paths: frozenset[str], websocket: WebSocket) -> bool:
+    """A rule names the route (``/ws/room/{room_name}``: every room) or one concrete path."""
+    route = websocket.scope.get("taskcast.route")
+    return websocket.url.path in paths or (route is not None and route in paths)
 
 
 class TokenBucket:

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .addresses import AddressRules
 from .guards import Authenticator
 from .metrics import Metrics
 from .outbox import Overflow
@@ -41,6 +42,10 @@ class ConsumerOptions:
     # frames never overflow: the socket is paged in from its position instead); on any other,
     # drop the oldest frames.
     overflow: Overflow | None = field(default=None)
+    # What a value a client controls may be where it names a group (a room from the URL).
+    address_rules: AddressRules = field(default_factory=AddressRules)
+    # The route the consumer is mounted at (set by ``Consumer.as_asgi``).
+    route: str | None = None
 
 
 class Connections:
