@@ -68,7 +68,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     routes += [
-        WebSocketRoute(path, consumer.as_asgi(layers, options), name=consumer.__name__)
+        WebSocketRoute(path, consumer.as_asgi(layers, options, path), name=consumer.__name__)
         for path, consumer in {**ENDPOINTS, **(consumers or {})}.items()
     ]
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
@@ -77,7 +77,7 @@ def create_app(
     app.state.layers = layers
     app.state.connections = connections
     app.state.metrics = metrics
-    app.state.publisher = Publisher(layers)
+    app.state.publisher = Publisher(layers, settings.address_rules())
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}
     return app

@@ -4,22 +4,27 @@ conventional ``PORT`` and ``REDIS_URL``). Built by the entry points and passed d
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskcast import ConsumerOptions, LayerConfig
+from taskcast.addresses import AddressRules, InvalidAddress
 from taskcast.consumer import Connections
-from taskcast.guards import TokenAuthenticator
+from taskcast.guards import Grant, TokenAuthenticator
 from taskcast.metrics import Metrics
 
 # The longest a failed task waits before its retry (Celery's retry_backoff_max, in seconds).
@@ -41,6 +46,18 @@ def loopback(host: str) -> bool:
 
 def _env(name: str, *aliases: str) -> AliasChoices:
     return AliasChoices(f"TASKCAST_{name}", *aliases)
+
+
+class TokenGrant(BaseModel):
+    """What a token opens (``paths``; null: every path) and as whom (``user``; null: anonymous)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    user: str | None = None
+    paths: list[str] | None = None
+
+
+def _paths(paths: list[str] | None) -> frozenset[str] | None:
+    return None if paths is None else frozenset(paths)
 
 
 class Settings(BaseSettings):
@@ -96,8 +113,14 @@ class Settings(BaseSettings):
     # Host header values the app answers (Starlette's TrustedHostMiddleware; "*.example.com"
     # wildcards; ["*"]: any). Unset: any on a loopback HOST; required on any other.
     allowed_hosts: list[str] | None = None
-    # WebSocket tokens: token → paths it may open (null: all). Empty: the endpoints are open.
-    ws_tokens: dict[str, list[str] | None] = {}
+    # WebSocket tokens: token → the paths it may open (a list; null: all), or → a grant
+    # {"user": name, "paths": [...] or null} naming the user it signs in. Paths may be routes
+    # ("/ws/room/{room_name}": every room). Empty: the endpoints are open, and anonymous.
+    ws_tokens: dict[str, list[str] | TokenGrant | None] = {}
+    # What a value from the URL (a room's name) or a user's name may be where it names a group:
+    # at most this many characters, each matching the pattern (else the socket is closed 4400).
+    group_value_pattern: str = r"[\w.~-]+"
+    max_group_value_chars: PositiveInt = 64
     # Frames a client may send a second, with a burst; past it rate_limited errors, then 1008.
     rate_per_second: PositiveFloat | None = 50.0
     rate_burst: PositiveInt = 100
@@ -136,8 +159,42 @@ class Settings(BaseSettings):
 
     @field_validator("ws_tokens", mode="after")
     @classmethod
-    def _no_empty_tokens(cls, value: dict[str, list[str] | None]) -> dict[str, list[str] | None]:
-        return {token: paths for token, paths in value.items() if token.strip()}
+    def _no_empty_tokens(
+        cls, value: dict[str, list[str] | TokenGrant | None]
+    ) -> dict[str, list[str] | TokenGrant | None]:
+        return {token: grant for token, grant in value.items() if token.strip()}
+
+    @field_validator("group_value_pattern")
+    @classmethod
+    def _a_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _users_are_names(self) -> Settings:
+        rules = self.address_rules()
+        for grant in self.ws_tokens.values():
+            if isinstance(grant, TokenGrant) and grant.user is not None:
+                try:
+                    rules.check("user", grant.user)
+                except InvalidAddress as exc:
+                    raise ValueError(f"ws_tokens: {exc}: {grant.user!r}") from None
+        return self
+
+    def address_rules(self) -> AddressRules:
+        return AddressRules(self.group_value_pattern, self.max_group_value_chars)
+
+    def token_authenticator(self) -> TokenAuthenticator | None:
+        if not self.ws_tokens:
+            return None
+        grants = {
+            token: Grant(_paths(g.paths), g.user) if isinstance(g, TokenGrant) else g
+            for token, g in self.ws_tokens.items()
+        }
+        return TokenAuthenticator(grants)
 
     @field_validator("visibility_timeout")
     @classmethod
@@ -221,7 +278,8 @@ class Settings(BaseSettings):
             max_frame_bytes=self.max_frame_bytes,
             outbox_size=self.outbox_size,
             allowed_origins=frozenset(self.allowed_origins),
-            authenticator=TokenAuthenticator(self.ws_tokens) if self.ws_tokens else None,
+            authenticator=self.token_authenticator(),
+            address_rules=self.address_rules(),
             rate=self.rate_per_second,
             burst=self.rate_burst,
             max_connections=self.max_connections,

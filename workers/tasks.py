@@ -70,7 +70,7 @@ def resources(app: Celery) -> Resources:
     settings: Settings = app.conf.taskcast_settings
     return Resources(
         settings,
-        SyncPublisher.from_configs(settings.layer_configs()),
+        SyncPublisher.from_configs(settings.layer_configs(), settings.address_rules()),
         redis.Redis.from_url(settings.redis_url),
     )
 

@@ -1,16 +1,20 @@
-"""The multi-layer showcase: four consumers on four layers."""
+"""The multi-layer showcase: four consumers on four layers; and the seed app's system echo and
+rooms."""
 
 from __future__ import annotations
 
 from taskcast import Consumer
 
 from .consumers import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
+from .seed import RoomConsumer, SystemConsumer
 
 ENDPOINTS: dict[str, type[Consumer]] = {
     "/ws/chat": ChatConsumer,
     "/ws/reliable": ReliableChatConsumer,
     "/ws/notifications": NotificationConsumer,
     "/ws/analytics": AnalyticsConsumer,
+    "/ws/system": SystemConsumer,
+    "/ws/room/{room_name}": RoomConsumer,
 }
 
 __all__ = [
@@ -19,4 +23,6 @@ __all__ = [
     "ChatConsumer",
     "NotificationConsumer",
     "ReliableChatConsumer",
+    "RoomConsumer",
+    "SystemConsumer",
 ]

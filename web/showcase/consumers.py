@@ -102,16 +102,22 @@ class ReliableChatConsumer(Consumer):
         return _reliable(event.payload)
 
 
+EVERYONE = "notifications"
+
+
 class NotificationConsumer(Consumer):
-    """Push notifications on the pub/sub ``notifications`` layer."""
+    """Push notifications on the pub/sub ``notifications`` layer: to everyone, or to one
+    signed-in user on every socket they have open (``to={"user": name}``)."""
 
     layer_alias = "notifications"
-    groups = ("notifications",)
+    groups = (EVERYONE, "user:{user}")
     tags = ("notifications", "showcase")
     notices = (NotificationBroadcastMessage,)
 
     async def on_connect(self) -> None:
-        await self.broadcast(_notification("system", "🔔 Connected to notifications!"))
+        await self.broadcast(
+            _notification("system", "🔔 Connected to notifications!"), groups=(EVERYONE,)
+        )
 
     @ws_handler(
         summary="Handle notification messages",
@@ -119,7 +125,8 @@ class NotificationConsumer(Consumer):
         broadcasts=(NotificationBroadcastMessage,),
     )
     async def handle_notification(self, message: NotificationMessage) -> None:
-        await self.broadcast(_notification("user", f"🔔 Notification: {message.payload.message}"))
+        text = f"🔔 Notification: {message.payload.message}"
+        await self.broadcast(_notification("user", text), groups=(EVERYONE,))
 
     @event_handler(summary="Pass a system notice on as a system notification")
     async def system_notify(self, event: SystemNotify) -> NotificationBroadcastMessage:

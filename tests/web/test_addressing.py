@@ -1,0 +1,181 @@
+"""Reaching one room, one user, one connection: the seed's system echo and room chat, per-user
+notifications, and a send to one socket, on real Redis and real sockets, across two web
+processes (two apps, each with its own layers and Redis connections)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from taskcast import PublishError, SyncPublisher
+from taskcast.testing import LiveClient, LiveServer, connect
+from web.app import create_app
+from web.settings import Settings
+from web.showcase import NotificationConsumer, RoomConsumer
+from web.showcase.messages import SystemNotify
+
+pytestmark = pytest.mark.anyio
+
+ALICE, BOB, ANON = "alice-token", "bob-token", "anonymous-token"
+
+
+@pytest.fixture
+def users(settings: Settings) -> Settings:
+    """The test's settings with two users: alice and bob, each token opening every path."""
+    tokens = {ALICE: {"user": "alice"}, BOB: {"user": "bob", "paths": None}, ANON: None}
+    return Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix, ws_tokens=tokens)
+
+
+@pytest.fixture
+def two(users: Settings) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two web processes' worth of app on the same Redis and key prefix."""
+    with LiveServer(create_app(users)) as one, LiveServer(create_app(users)) as other:
+        yield one, other
+
+
+def payload(frame: dict[str, Any]) -> Any:
+    return frame["payload"]
+
+
+async def test_system_echo(server: LiveServer) -> None:
+    async with connect(server.ws_url("/ws/system")) as client:
+        frame = await client.expect("system_echo")
+        assert payload(frame) == {"message": "🔧 System: Connection established!"}
+        await client.send({"action": "user_message", "payload": {"message": "hi"}}, ref="r1")
+        frame = await client.expect("system_echo")
+        assert frame == {
+            "action": "system_echo",
+            "payload": {"message": "🔧 System Echo: hi"},
+            "ref": "r1",
+        }
+        await client.send({"action": "ping"})
+        await client.expect("pong")
+        await client.send({"action": "user_message", "payload": {"message": "  "}})
+        assert payload(await client.expect("error"))["code"] == "invalid_payload"
+
+
+async def room_joined(client: LiveClient, others: list[LiveClient], room: str) -> None:
+    """The joiner hears nothing of its own arrival; each other member hears it."""
+    for other in others:
+        frame = await other.expect("room_notification")
+        assert payload(frame) == {"message": f"🚪 Someone joined room '{room}'", "room_name": room}
+    await client.expect_nothing(within=0.3)
+
+
+async def test_rooms_are_isolated_across_processes(two: tuple[LiveServer, LiveServer]) -> None:
+    one, other = two
+    async with connect(one.ws_url("/ws/room/lobby?token=" + ALICE)) as a:
+        await a.expect_nothing(within=0.3)  # nobody else was there
+        async with connect(other.ws_url("/ws/room/lobby?token=" + BOB)) as b:
+            await room_joined(b, [a], "lobby")
+            async with connect(other.ws_url("/ws/room/kitchen?token=" + BOB)) as c:
+                await c.expect_nothing(within=0.3)
+                await b.send(
+                    {"action": "room_chat", "payload": {"message": "hello", "room_name": "kitchen"}}
+                )
+                expected = {"message": "💬 hello", "room_name": "lobby"}
+                assert payload(await a.expect("room_notification")) == expected
+                assert payload(await b.expect("room_notification")) == expected  # sender too
+                await c.send({"action": "room_chat", "payload": {"message": "soup"}})
+                kitchen = {"message": "💬 soup", "room_name": "kitchen"}
+                assert payload(await c.expect("room_notification")) == kitchen
+                await a.expect_nothing(within=0.3)
+                await b.expect_nothing(within=0.1)
+        left = {"message": "👋 Someone left room 'lobby'", "room_name": "lobby"}
+        assert payload(await a.expect("room_notification")) == left
+
+
+@pytest.mark.parametrize("room", ["a" * 65, "semi;colon", "sp%20ace", "new%0Aline"])
+async def test_a_bad_room_name_is_refused_before_joining(
+    server: LiveServer, client: Any, settings: Settings, room: str
+) -> None:
+    async with connect(server.ws_url(f"/ws/room/{room}")) as bad:
+        assert await bad.wait_closed() == 4400
+    channels = await client.pubsub_channels(f"{settings.key_prefix}*")
+    assert not [c for c in channels if b"room:" in c]
+
+
+async def test_a_user_is_reached_on_every_socket_and_nobody_else_is(
+    two: tuple[LiveServer, LiveServer], users: Settings
+) -> None:
+    one, other = two
+    path = "/ws/notifications?token="
+    async with (
+        connect(one.ws_url(path + ALICE)) as tab1,
+        connect(other.ws_url(path + ALICE)) as tab2,
+        connect(one.ws_url(path + BOB)) as bob,
+        connect(other.ws_url(path + ANON)) as anonymous,
+    ):
+        for client in (tab1, tab2, bob, anonymous):  # the connect notices, everyone's
+            while True:
+                try:
+                    await client.expect("notification_broadcast", timeout=0.5)
+                except AssertionError:
+                    break
+        publisher = SyncPublisher.from_configs(users.layer_configs(), users.address_rules())
+        publisher.publish(
+            NotificationConsumer, SystemNotify(payload="for alice"), to={"user": "alice"}
+        )
+        for tab in (tab1, tab2):
+            frame = await tab.expect("notification_broadcast")
+            assert payload(frame) == {"type": "system", "message": "for alice"}
+            await tab.expect_nothing(within=0.3)  # once, not once per group
+        await bob.expect_nothing(within=0.1)
+        await anonymous.expect_nothing(within=0.1)
+        # Everyone, still: the constant group.
+        publisher.publish(NotificationConsumer, SystemNotify(payload="all"))
+        for client in (tab1, tab2, bob, anonymous):
+            assert payload(await client.expect("notification_broadcast"))["message"] == "all"
+
+
+async def test_a_room_is_reached_from_a_publisher(server: LiveServer, settings: Settings) -> None:
+    publisher = SyncPublisher.from_configs(settings.layer_configs(), settings.address_rules())
+    async with (
+        connect(server.ws_url("/ws/room/lobby")) as lobby,
+        connect(server.ws_url("/ws/room/attic")) as attic,
+    ):
+        await lobby.expect_nothing(within=0.3)  # attic's arrival is not the lobby's news
+        publisher.publish(
+            RoomConsumer, SystemNotify(payload="doors close"), to={"room_name": "attic"}
+        )
+        frame = await attic.expect("room_notification")
+        assert payload(frame) == {"message": "doors close", "room_name": "attic"}
+        await lobby.expect_nothing(within=0.3)
+
+
+def test_publishers_refuse_what_no_socket_could_receive(settings: Settings) -> None:
+    publisher = SyncPublisher.from_configs(settings.layer_configs(), settings.address_rules())
+    event = SystemNotify(payload="x")
+    with pytest.raises(PublishError, match="no group addressed by no values"):
+        publisher.publish(RoomConsumer, event)
+    with pytest.raises(PublishError, match="room_name may only contain"):
+        publisher.publish(RoomConsumer, event, to={"room_name": "a b"})
+    with pytest.raises(PublishError, match="no group addressed by room"):
+        publisher.publish(RoomConsumer, event, to={"room": "lobby"})
+    with pytest.raises(PublishError, match="does not join 'chat_room'"):
+        publisher.publish(RoomConsumer, event, groups=["chat_room"])
+    publisher.publish(RoomConsumer, event, groups=["room:lobby"])
+
+
+def test_users_in_token_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="user may only contain"):
+        Settings(ws_tokens={"t": {"user": "a b"}})
+    settings = Settings(ws_tokens={"t": ["/ws/chat"], "u": None, "v": {"user": "carol"}})
+    assert settings.token_authenticator() is not None
+
+
+async def test_rooms_leave_nothing_behind(server: LiveServer, settings: Settings) -> None:
+    store = redis.asyncio.Redis.from_url(settings.redis_url)
+    for n in range(50):
+        async with connect(server.ws_url(f"/ws/room/r{n}")):
+            pass
+    async with asyncio.timeout(5):  # the process unsubscribes as the last member leaves
+        while channels := await store.pubsub_channels(f"{settings.key_prefix}*"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert channels == []
+    assert await store.keys(f"{settings.key_prefix}*") == []
+    await store.aclose()
