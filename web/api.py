@@ -6,9 +6,11 @@ import hmac
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from taskcast import InvalidAddress
 
 from .settings import Settings
 from .showcase.messages import MessageText
@@ -31,6 +33,14 @@ class BroadcastRequest(BaseModel):
 
     target: Literal["chat", "reliable", "notifications", "analytics"]
     message: MessageText
+    # notifications only: to this signed-in user alone (every socket they have open)
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _user_for_notifications(self) -> BroadcastRequest:
+        if self.user is not None and self.target != "notifications":
+            raise ValueError("user is for the notifications target only")
+        return self
 
 
 async def broadcast(request: Request) -> Response:
@@ -58,8 +68,14 @@ async def broadcast(request: Request) -> Response:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         return JSONResponse({"detail": errors}, status_code=422)
     name, argument = TASKS[body.target]
+    kwargs: dict[str, object] = {argument: body.message}
+    if body.user is not None:
+        try:
+            kwargs["user"] = settings.address_rules().check("user", body.user)
+        except InvalidAddress as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=422)
     try:
-        task_id = await request.app.state.tasks.send(name, {argument: body.message})
+        task_id = await request.app.state.tasks.send(name, kwargs)
     except Exception as exc:  # the broker is away, full, or refusing: say so, once, briefly
         log.warning("could not enqueue %s: %s", name, exc)
         return JSONResponse(

@@ -21,8 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from taskcast import ConsumerOptions, LayerConfig
-from taskcast.addresses import AddressRules, InvalidAddress
+from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig
 from taskcast.consumer import Connections
 from taskcast.guards import Grant, TokenAuthenticator
 from taskcast.metrics import Metrics

@@ -21,7 +21,7 @@ import redis
 from celery import Celery, Task, shared_task
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from taskcast import BaseMessage, Consumer, LayerUnavailable, SyncPublisher
+from taskcast import BaseMessage, Consumer, InvalidAddress, LayerUnavailable, SyncPublisher
 from web.settings import TASK_RETRY_BACKOFF_MAX, Settings
 from web.showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
 from web.showcase.analytics import AnalyticsLimits
@@ -76,10 +76,14 @@ def resources(app: Celery) -> Resources:
 
 
 def _publish(
-    task: Task, consumer: type[Consumer], event: BaseMessage, key: str | None = None
+    task: Task,
+    consumer: type[Consumer],
+    event: BaseMessage,
+    key: str | None = None,
+    to: dict[str, str] | None = None,
 ) -> None:
     """Publish once per ``key``: by default the task's id."""
-    resources(task.app).publisher.publish(consumer, event, key=key or task.request.id)
+    resources(task.app).publisher.publish(consumer, event, to=to, key=key or task.request.id)
 
 
 def _text(value: object, name: str) -> str:
@@ -129,12 +133,20 @@ def send_reliable_message(
 
 @shared_task(bind=True, **RETRY)
 def send_notification(
-    self: Task, message: str = "🚨 Alert: High CPU usage detected on server"
+    self: Task, message: str = "🚨 Alert: High CPU usage detected on server", user: Any = None
 ) -> str:
-    """Broadcast a system notification to every notifications client (pub/sub)."""
+    """Broadcast a system notification to every notifications client (pub/sub), or with
+    ``user`` to that signed-in user alone, on every socket they have open."""
     text = _text(message, "message")
-    _publish(self, NotificationConsumer, SystemNotify(payload=text))
-    return f"sent to notifications: {text}"
+    if user is None:
+        _publish(self, NotificationConsumer, SystemNotify(payload=text))
+        return f"sent to notifications: {text}"
+    try:
+        name = resources(self.app).settings.address_rules().check("user", user)
+    except InvalidAddress as exc:
+        raise ValueError(f"invalid user: {exc}") from None
+    _publish(self, NotificationConsumer, SystemNotify(payload=text), to={"user": name})
+    return f"sent to {name}'s notifications: {text}"
 
 
 _DATA: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)

@@ -5,12 +5,14 @@ The public API is what ``__all__`` names; the modules behind it are free to chan
 
 from __future__ import annotations
 
+from .addresses import AddressRules
 from .consumer import Consumer, ConsumerApp, ConsumerOptions
 from .cursor import Position
 from .delivery import Delivery
 from .exceptions import (
     ConnectionRefused,
     DefinitionError,
+    InvalidAddress,
     InvalidPayload,
     LayerUnavailable,
     PublishError,
@@ -39,6 +41,7 @@ from .outbox import Overflow
 from .publish import Publisher, SyncPublisher
 
 __all__ = [
+    "AddressRules",
     "BaseMessage",
     "ChannelLayer",
     "ConnectionRefused",
@@ -53,6 +56,7 @@ __all__ = [
     "GapPayload",
     "HandlerSpec",
     "InMemoryLayer",
+    "InvalidAddress",
     "InvalidPayload",
     "LayerConfig",
     "LayerRegistry",

@@ -18,16 +18,12 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .exceptions import DefinitionError
+from .exceptions import DefinitionError, InvalidAddress
 
 __all__ = ["AddressRules", "GroupTemplate", "InvalidAddress", "templates_of"]
 
 USER = "user"
 CONNECTION = "connection"
-
-
-class InvalidAddress(ValueError):
-    """A value that may not name a group (its field and why, in the message)."""
 
 
 @dataclass(frozen=True, slots=True)

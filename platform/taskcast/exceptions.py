@@ -5,6 +5,7 @@ TaskcastError
 ├── PublishError        an event a consumer does not handle, or a group it does not join
 ├── LayerUnavailable    a layer's backend cannot be reached now (the socket is closed 1013)
 ├── InvalidPayload      raised by a handler: the frame is refused with an ``invalid_payload`` error
+├── InvalidAddress      a value that may not name a group (a room from the URL, a user)
 └── ConnectionRefused   raised by ``Consumer.authenticate``: close the socket with a code
 """
 
@@ -43,3 +44,8 @@ class InvalidPayload(TaskcastError, ValueError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class InvalidAddress(TaskcastError, ValueError):
+    """A value that may not name a group (its field and why, in the message): a socket whose
+    URL carries one is closed with 4400; a publisher raises ``PublishError``."""

@@ -130,6 +130,11 @@ def assert_clean(app: Starlette, baseline: int) -> None:
     for alias, layer in app.state.layers.items():
         assert not layer._groups, alias  # no group keeps a member
         assert not getattr(layer, "_streams", {}), alias
+    # A server-side task may still be finishing after its client returned (a loaded machine):
+    # a leak stays, a straggler goes.
+    deadline = time.monotonic() + 5
+    while tasks_in(app) > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert tasks_in(app) <= baseline
 
 

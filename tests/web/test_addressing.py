@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio
 
@@ -179,3 +180,34 @@ async def test_rooms_leave_nothing_behind(server: LiveServer, settings: Settings
     assert channels == []
     assert await store.keys(f"{settings.key_prefix}*") == []
     await store.aclose()
+
+
+async def test_metrics_name_the_route_not_the_room(server: LiveServer) -> None:
+    for n in range(20):
+        async with connect(server.ws_url(f"/ws/room/m{n}")) as client:
+            await client.send({"action": "room_chat", "payload": {"message": "x"}})
+            await client.expect("room_notification")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    rooms = [line for line in text.splitlines() if "/ws/room/" in line]
+    assert rooms, text
+    assert all('endpoint="/ws/room/{room_name}"' in line for line in rooms), rooms
+    assert len(rooms) <= 4, rooms  # one series per metric, whatever the number of rooms
+
+
+async def test_token_rules_name_routes_or_paths(settings: Settings) -> None:
+    tokens = {"any-room": ["/ws/room/{room_name}"], "lobby-only": ["/ws/room/lobby"]}
+    own = Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix, ws_tokens=tokens)
+    with LiveServer(create_app(own)) as live:
+        for token, path, code in [
+            ("any-room", "/ws/room/attic", None),
+            ("lobby-only", "/ws/room/lobby", None),
+            ("lobby-only", "/ws/room/attic", 4403),
+            ("any-room", "/ws/chat", 4403),
+        ]:
+            async with connect(live.ws_url(f"{path}?token={token}")) as client:
+                if code is None:
+                    await client.send({"action": "ping"})
+                    await client.expect("pong")
+                else:
+                    assert await client.wait_closed() == code

@@ -61,7 +61,12 @@ def test_one_channel_per_endpoint_on_the_requests_host(
         "/ws/reliable": "ReliableChatConsumer",
         "/ws/notifications": "NotificationConsumer",
         "/ws/analytics": "AnalyticsConsumer",
+        "/ws/system": "SystemConsumer",
+        "/ws/room/{room_name}": "RoomConsumer",
     }
+    room = next(c for c in document["channels"].values() if c["title"] == "RoomConsumer")
+    assert set(room["parameters"]) == {"room_name"}
+    assert "room:{room_name}" in room["parameters"]["room_name"]["description"]
 
 
 def test_client_actions_are_receive_operations_with_their_replies(document: dict[str, Any]) -> None:

@@ -35,10 +35,14 @@ class CeleryProcess:
                 self.lines.append(line)
                 self.changed.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 30) -> None:
+    def wait_for(self, text: str, timeout: float = 30, count: int = 1) -> None:
+        """Until ``count`` lines of the output contain ``text``."""
         with self.changed:
-            found = self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
+            found = self.changed.wait_for(lambda: self.count(text) >= count, timeout)
         assert found, f"{text!r} not in the output:\n{''.join(self.lines[-30:])}"
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
 
     def _signal(self, sig: int) -> None:
         if self.own_group:

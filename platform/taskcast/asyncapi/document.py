@@ -69,6 +69,21 @@ def _doc(obj: object) -> tuple[str | None, str | None]:
     return " ".join(first.split()), " ".join(rest.split()) or None
 
 
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def _parameter(name: str, consumer: type[Consumer]) -> Json:
+    used = [t.text for t in consumer.group_templates if name in t.fields]
+    text = "A path parameter of the endpoint's URL (percent-encoded)."
+    if used:
+        text += (
+            f" It names the socket's group{'s' if len(used) > 1 else ''} ({', '.join(used)}):"
+            " by default at most 64 letters, digits and _ . ~ -; anything else is refused with"
+            " close code 4400 before anything is joined."
+        )
+    return {"description": text}
+
+
 def _ident(text: str) -> str:
     words = re.split(r"[^0-9A-Za-z]+", text)
     return words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:] if w)
@@ -84,9 +99,13 @@ class _Builder:
     def add(self, path: str, consumer: type[Consumer], *, keeps_messages: bool) -> None:
         channel_id = _ident(path.strip("/") or "root")
         summary, details = _doc(consumer)
-        channel: Json = {"address": path, "title": consumer.__name__, "messages": {}}
+        # Starlette's {name:converter} is AsyncAPI's {name}, a channel parameter.
+        address = _PARAM.sub(r"{\1}", path)
+        channel: Json = {"address": address, "title": consumer.__name__, "messages": {}}
         if summary:
             channel["description"] = f"{summary} {details or ''}".strip()
+        if names := _PARAM.findall(path):
+            channel["parameters"] = {name: _parameter(name, consumer) for name in names}
         if keeps_messages:
             channel["bindings"] = {"ws": {"bindingVersion": "0.1.0", "query": _CURSOR_QUERY}}
         self.channels[channel_id] = channel

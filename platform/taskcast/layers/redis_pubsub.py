@@ -169,8 +169,9 @@ class RedisPubSubLayer:
                 return
             self._groups.deliver(group, delivery)
         elif kind == "subscribe":
-            left = self._pending.get(channel, 1) - 1
-            self._pending[channel] = left
+            left = self._pending.pop(channel, 1) - 1
+            if left > 0:  # more subscribes of it on their way (a leave and a join between)
+                self._pending[channel] = left
             confirmed = self._confirmed.get(channel)
             if left <= 0 and confirmed is not None and not confirmed.done():
                 confirmed.set_result(None)
