@@ -45,7 +45,7 @@ def open_page(browser: Browser, url: str, problems: list[str]) -> Page:
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(url)
-    for source in ["chat", "reliable", "notification", "analytics"]:
+    for source in ["chat", "reliable", "notification", "analytics", "system"]:
         expect(page.locator(f"#socket-{source}")).to_have_attribute("data-state", "open")
     return page
 
@@ -130,4 +130,38 @@ def test_markup_in_a_message_is_shown_as_text(
     assert page.locator("#timeline img").count() == 0
     assert page.evaluate("window.__owned") is None
     shot(page, "markup-as-text")
+    assert problems == []
+
+
+def test_the_system_echo_and_a_room_between_two_pages(
+    browser: Browser, server: LiveServer, problems: list[str]
+) -> None:
+    page = open_page(browser, server.url, problems)
+    expect(lane(page, "system", "🔧 System: Connection established!")).to_have_count(1)
+    page.fill("#echo", "anyone there?")
+    page.click("#echo-form button")
+    expect(lane(page, "system", "🔧 System Echo: anyone there?")).to_have_count(1)
+    page.fill("#room-name", "lobby")
+    page.click("#room-form button")
+    expect(page.locator("#socket-room")).to_have_attribute("data-state", "open")
+    other = open_page(browser, server.url, problems)
+    other.fill("#room-name", "lobby")
+    other.click("#room-form button")
+    expect(other.locator("#socket-room")).to_have_attribute("data-state", "open")
+    expect(lane(page, "room", "🚪 Someone joined room 'lobby'")).to_have_count(1)
+    other.fill("#room-message", "hi lobby")
+    other.click("#room-chat-form button")
+    for each in (page, other):
+        expect(lane(each, "room", "💬 hi lobby")).to_have_count(1)
+    other.fill("#room-name", "attic")  # moves: the lobby hears it leave
+    other.click("#room-form button")
+    expect(lane(page, "room", "👋 Someone left room 'lobby'")).to_have_count(1)
+    other.fill("#room-message", "up here")
+    other.click("#room-chat-form button")
+    expect(lane(other, "room", "💬 up here")).to_have_count(1)
+    expect(lane(page, "room", "up here")).to_have_count(0)
+    shot(page, "rooms")
+    page.fill("#room-name", "no;room")
+    page.click("#room-form button")
+    expect(page.locator("#socket-room .state")).to_contain_text("4400")
     assert problems == []

@@ -1,4 +1,4 @@
-// The showcase: four sockets, one timeline. All text goes in with textContent, never as HTML.
+// The showcase: the four layers' sockets, the system echo and a room, one timeline. All text goes in with textContent, never as HTML.
 "use strict";
 
 const SOURCES = {
@@ -6,7 +6,11 @@ const SOURCES = {
   reliable: { label: "Reliable", path: "/ws/reliable", resumable: true },
   notification: { label: "Notification", path: "/ws/notifications", resumable: false },
   analytics: { label: "Analytics", path: "/ws/analytics", resumable: true },
+  system: { label: "System", path: "/ws/system", resumable: false },
+  room: { label: "Room", path: null, resumable: false },  // set when a room is joined
 };
+// Close codes that say "do not try again": bad credentials, not allowed, a bad room name.
+const FINAL = new Set([1008, 4400, 4401, 4403]);
 const sockets = {};
 const timeline = document.getElementById("timeline");
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -85,7 +89,13 @@ function connect(source) {
     if (frame.cursor) entry.cursor = frame.cursor;
     show(source, frame);
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
+    if (entry.ws !== ws) return;  // replaced (another room joined)
+    if (FINAL.has(event.code)) {
+      setState(source, "closed", `closed (${event.code}${event.reason ? ": " + event.reason : ""})`);
+      show(source, { action: "error", payload: { code: `closed_${event.code}`, detail: event.reason || "closed" } });
+      return;
+    }
     const delay = Math.min(8000, 250 * 2 ** entry.attempts) * (0.5 + Math.random() / 2);
     entry.attempts += 1;
     setState(source, "closed", `reconnecting in ${(delay / 1000).toFixed(1)} s`);
@@ -121,4 +131,31 @@ document.getElementById("analytics-form").addEventListener("submit", (event) => 
   input.value = "";
 });
 
-for (const source of Object.keys(SOURCES)) connect(source);
+document.getElementById("echo-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("echo");
+  if (!input.value.trim()) return;
+  send("system", "user_message", { message: input.value });
+  input.value = "";
+});
+
+document.getElementById("room-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = document.getElementById("room-name").value.trim();
+  if (!name) return;
+  const previous = sockets.room && sockets.room.ws;
+  SOURCES.room.path = `/ws/room/${encodeURIComponent(name)}`;
+  document.getElementById("room-path").textContent = `${SOURCES.room.path} · pub/sub`;
+  if (sockets.room) sockets.room.attempts = 0;
+  connect("room");
+  if (previous) previous.close(1000);
+});
+
+document.getElementById("room-chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("room-message");
+  if (!input.value.trim()) return;
+  if (send("room", "room_chat", { message: input.value })) input.value = "";
+});
+
+for (const source of Object.keys(SOURCES)) if (SOURCES[source].path) connect(source);
