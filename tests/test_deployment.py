@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,3 +49,14 @@ def test_the_procfile_runs_web_worker_beat_and_flower() -> None:
     assert set(entries) == {"web", "worker", "beat", "flower"}
     assert "celery -A workers worker" in entries["worker"]
     assert "celery -A workers beat" in entries["beat"]
+
+
+def test_the_image_runs_the_installed_wheel_with_valid_settings() -> None:
+    """Docker removes bare quotes from ENV values: the allowed hosts must survive as JSON; and
+    the sources are dropped after the install, so the image runs what the wheel holds."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    env = next(line for line in dockerfile.splitlines() if line.startswith("ENV "))
+    value = env.split("TASKCAST_ALLOWED_HOSTS=", 1)[1]
+    assert shlex.split(value) == ['["localhost","127.0.0.1"]']  # Docker's quote removal
+    assert json.loads(shlex.split(value)[0]) == ["localhost", "127.0.0.1"]
+    assert "rm -rf /src" in dockerfile

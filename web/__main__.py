@@ -70,7 +70,6 @@ def main() -> None:
         ws_per_message_deflate=settings.ws_compression,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,
-        limit_concurrency=settings.max_connections + 64,
         http=guarded_http(settings.handshake_timeout, settings.max_request_head_bytes),
     )
     raise_descriptor_limit()

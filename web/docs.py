@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from importlib.metadata import version
 from typing import Any
 
@@ -19,22 +21,39 @@ DESCRIPTION = (
 )
 
 
-def document(request: Request) -> dict[str, Any]:
-    """The app's document, built once; only its server (the host the client asked for) differs
-    per request, so no client can grow a cache by sending many Host headers."""
-    state = request.app.state
-    if "document" not in state.asyncapi:
-        state.asyncapi["document"] = build_document(
+# Stand-ins for the server's host and protocol in the texts built once (YAML, the page).
+_HOST, _PROTOCOL = "taskcast-server-host", "taskcast-server-protocol"
+
+
+def _base(request: Request) -> dict[str, Any]:
+    """The app's document, built once (with its texts); only its server (the host the client
+    asked for) differs per request, so no client can grow a cache by sending many Host headers,
+    and none costs more than a string replacement."""
+    cache = request.app.state.asyncapi
+    if "document" not in cache:
+        base = build_document(
             consumer_routes(request.app.routes),
             title=TITLE,
             version=version("taskcast"),
             description=DESCRIPTION,
-            host="localhost",
-            protocol="ws",
+            host=_HOST,
+            protocol=_PROTOCOL,
         )
-    base: dict[str, Any] = state.asyncapi["document"]
+        cache["yaml"] = yaml.safe_dump(base, sort_keys=False, allow_unicode=True)
+        cache["page"] = render_page(base)
+        cache["document"] = base
+    document: dict[str, Any] = cache["document"]
+    return document
+
+
+def _server(request: Request) -> tuple[str, str]:
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    protocol = "wss" if request.url.scheme == "https" else "ws"
+    return host, "wss" if request.url.scheme == "https" else "ws"
+
+
+def document(request: Request) -> dict[str, Any]:
+    base = _base(request)
+    host, protocol = _server(request)
     server = {**base["servers"]["default"], "host": host, "protocol": protocol}
     return {**base, "servers": {"default": server}}
 
@@ -44,9 +63,14 @@ async def asyncapi_json(request: Request) -> Response:
 
 
 async def asyncapi_yaml(request: Request) -> Response:
-    text = yaml.safe_dump(document(request), sort_keys=False, allow_unicode=True)
-    return Response(text, media_type="application/yaml")
+    _base(request)
+    host, protocol = _server(request)
+    text = request.app.state.asyncapi["yaml"].replace(_HOST, json.dumps(host), 1)
+    return Response(text.replace(_PROTOCOL, protocol, 1), media_type="application/yaml")
 
 
 async def asyncapi_page(request: Request) -> Response:
-    return HTMLResponse(render_page(document(request)))
+    _base(request)
+    host, protocol = _server(request)
+    page = request.app.state.asyncapi["page"].replace(_HOST, html.escape(host), 1)
+    return HTMLResponse(page.replace(_PROTOCOL, protocol, 1))

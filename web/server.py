@@ -25,6 +25,7 @@ def guarded_http(handshake_timeout: float, max_head_bytes: int) -> type[HttpTool
     class GuardedHttp(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
         _head_bytes = 0
+        _tail = b""  # the end of the bytes seen so far, for a head's end split across reads
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -32,7 +33,11 @@ def guarded_http(handshake_timeout: float, max_head_bytes: int) -> type[HttpTool
 
         def data_received(self, data: bytes) -> None:
             if self._head_timer is not None:
-                self._head_bytes += len(data)
+                # Only the head counts: a body sent in the same read (curl does) is not head.
+                seen = self._tail + data
+                end = seen.find(b"\r\n\r\n")
+                self._head_bytes += len(data) if end < 0 else end + 4 - len(self._tail)
+                self._tail = seen[-3:]
                 if self._head_bytes > max_head_bytes:
                     self._stop_head()
                     self.transport.write(TOO_LARGE)
@@ -54,7 +59,7 @@ def guarded_http(handshake_timeout: float, max_head_bytes: int) -> type[HttpTool
             super().connection_lost(exc)
 
         def _start_head(self) -> None:
-            self._head_bytes = 0
+            self._head_bytes, self._tail = 0, b""
             self._head_timer = self.loop.call_later(handshake_timeout, self._too_slow)
 
         def _stop_head(self) -> None:

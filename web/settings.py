@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig
 from taskcast.consumer import Connections
@@ -31,6 +31,15 @@ TASK_RETRY_BACKOFF_MAX = 60
 # How often a worker looks for tasks whose worker died (seconds): kombu's Redis transport gives a
 # task back once it has been unacknowledged for the visibility timeout, at its next such sweep.
 BROKER_RESTORE_SWEEP = 10
+
+
+# The Host values that name this machine itself: always answered.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _visible(text: str) -> bool:
+    """Whether ``text`` has a character one can see (not only spaces, zero-width ones...)."""
+    return any(c.isprintable() and not c.isspace() for c in text)
 
 
 def loopback(host: str) -> bool:
@@ -91,8 +100,8 @@ class Settings(BaseSettings):
     replay_page_size: int = Field(100, ge=1, le=10_000)
     replay_concurrency: PositiveInt = 16
 
-    # Open WebSockets per web process: past it, new handshakes are closed with 1013 (and HTTP
-    # requests get 503 past it plus 64, which leaves room for health checks at the cap).
+    # WebSockets per web process, open or in their handshake: past it, new handshakes are
+    # closed with 1013. HTTP requests are not counted (health checks answer at the cap).
     max_connections: PositiveInt = 10_000
     # A ping every ws_ping_interval seconds; a peer that does not answer within ws_ping_timeout
     # is closed (it is gone, or stuck: either way it holds a descriptor and a queue).
@@ -110,7 +119,8 @@ class Settings(BaseSettings):
     # Origins allowed besides the app's own origin ("*": any), for WebSocket handshakes.
     allowed_origins: list[str] = []
     # Host header values the app answers (Starlette's TrustedHostMiddleware; "*.example.com"
-    # wildcards; ["*"]: any). Unset: any on a loopback HOST; required on any other.
+    # wildcards; ["*"]: any), besides localhost, 127.0.0.1 and [::1], always answered. Unset:
+    # those only on a loopback HOST; required on any other.
     allowed_hosts: list[str] | None = None
     # WebSocket tokens: token → the paths it may open (a list; null: all), or → a grant
     # {"user": name, "paths": [...] or null} naming the user it signs in. Paths may be routes
@@ -142,6 +152,9 @@ class Settings(BaseSettings):
     announcement_interval: PositiveFloat = 60.0
     analytics_summary_interval: PositiveFloat = 30.0
     flower_port: int = Field(5555, ge=0, le=65535)
+    # Where Flower listens (default: HOST). Loopback keeps it private while the web tier faces
+    # the world: HOST=0.0.0.0 TASKCAST_FLOWER_HOST=127.0.0.1.
+    flower_host: str | None = None
     flower_user: str = "taskcast"
     # No default password: without one Flower listens on loopback only (see workers.flower).
     flower_password: SecretStr | None = None
@@ -151,17 +164,36 @@ class Settings(BaseSettings):
     @field_validator("flower_password", "broadcast_token", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
-        # An empty secret is no secret: "" (compose's ${VAR:-}) or spaces mean unset, feature off.
+        # An empty secret is no secret: "" (compose's ${VAR:-}), spaces or invisible characters
+        # mean unset, feature off. Spaces around one are dropped (a client's are, too).
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        return None if isinstance(value, str) and not value.strip() else value
+        if isinstance(value, str):
+            return value.strip() if _visible(value) else None
+        return value
+
+    @field_validator("flower_password", "flower_user", mode="after")
+    @classmethod
+    def _flower_can_take_it(cls, value: Any) -> Any:
+        # Flower splits its basic-auth setting at commas (several logins), user from password
+        # at the first colon: a comma would make each half a password of its own.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and "," in text:
+            raise ValueError("may not contain a comma (Flower would split it in two)")
+        if isinstance(value, str) and ":" in value:
+            raise ValueError("may not contain a colon")
+        return value
 
     @field_validator("ws_tokens", mode="after")
     @classmethod
     def _no_empty_tokens(
         cls, value: dict[str, list[str] | TokenGrant | None]
     ) -> dict[str, list[str] | TokenGrant | None]:
-        return {token: grant for token, grant in value.items() if token.strip()}
+        # A blank token (a template whose variable was unset) would leave the endpoints open
+        # while the operator thinks them closed: refuse to start instead.
+        if any(not _visible(token) or token != token.strip() for token in value):
+            raise ValueError("a token may not be empty, blank or start or end with spaces")
+        return value
 
     @field_validator("group_value_pattern")
     @classmethod
@@ -217,14 +249,19 @@ class Settings(BaseSettings):
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise SystemExit(f"taskcast: invalid settings: {problems}") from None
+        except SettingsError as exc:  # a value that is not even JSON, say
+            cause = f": {exc.__cause__}" if exc.__cause__ else ""
+            raise SystemExit(f"taskcast: invalid settings: {exc}{cause}") from None
 
     def trusted_hosts(self) -> list[str]:
         """The Host values to answer. A server reachable beyond this machine must name them: a
         page on any site can otherwise point a name of its own at it (DNS rebinding)."""
         if self.allowed_hosts:
-            return self.allowed_hosts
+            # Loopback names too: health checks on the machine (compose's) ask for 127.0.0.1,
+            # and a rebinding page cannot point those at anything.
+            return [*self.allowed_hosts, *LOOPBACK_HOSTS]
         if loopback(self.host):
-            return ["*"]
+            return list(LOOPBACK_HOSTS)
         raise ValueError(
             f"HOST is {self.host}: set TASKCAST_ALLOWED_HOSTS to the host names clients use "
             '(a JSON list, e.g. ["chat.example.com"]; ["*"] accepts any)'

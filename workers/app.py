@@ -44,6 +44,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         broker_channel_error_retry=True,
         worker_consumer="workers.broker:WorkerConsumer",
         result_backend_always_retry=True,
+        # From half a second, doubling to 10 s: a few lines a spell, not one every 10 ms.
+        result_backend_base_sleep_between_retries_ms=500,
         broker_transport_options=transport,
         result_backend_transport_options=prefix,
         worker_send_task_events=True,
@@ -55,7 +57,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         # sending every announcement twice; it takes over within the lock's 30 s if the first dies.
         beat_scheduler="workers.beat:Scheduler",
         redbeat_redis_url=settings.broker_url,
-        redbeat_key_prefix=f"{settings.key_prefix}:redbeat",
+        redbeat_key_prefix=f"{settings.key_prefix}:redbeat:",
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
         beat_schedule={

@@ -187,9 +187,20 @@ class Consumer(Rendering):
             await self.websocket.close(1008)  # before accept: the server answers 403
             return
         connections, cap = self.options.connections, self.options.max_connections
-        if connections is not None and cap is not None and len(connections) >= cap:
+        if connections is None:
+            await self._serve()
+            return
+        if cap is not None and len(connections) >= cap:
             await self._refuse(1013, "too many connections; try again later")
             return
+        # Counted from before the first await: handshakes in flight hold their places too.
+        connections.add(self)
+        try:
+            await self._serve()
+        finally:
+            connections.discard(self)
+
+    async def _serve(self) -> None:
         try:
             await self.authenticate()
         except ConnectionRefused as refusal:
@@ -233,8 +244,6 @@ class Consumer(Rendering):
             await self._leave(joined)
             raise
         self._writer.start(f"taskcast-{self.member_id}")
-        if self.options.connections is not None:
-            self.options.connections.add(self)
         self._metrics.connections[self.endpoint] += 1
         code = 1006
         try:
@@ -250,8 +259,6 @@ class Consumer(Rendering):
             await self._close(1011, "internal error")
         finally:
             # Also reached on cancellation (server shutdown): leave the groups before the hook.
-            if self.options.connections is not None:
-                self.options.connections.discard(self)
             self._metrics.connections[self.endpoint] -= 1
             await self._leave(joined)
             self._writer.stop()

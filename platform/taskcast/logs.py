@@ -6,16 +6,28 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_plus
 
 __all__ = ["REDACTED", "RedactQuery", "redact_server_logs"]
 
 REDACTED = "[redacted]"
-_SECRET_PARAMS = re.compile(r"([?&](?:token|cursor)=)[^&\s\"']*")
+_SECRET_NAMES = frozenset({"token", "cursor"})
+# A query parameter: its name (as sent: maybe percent-encoded) and its value. In a log call's
+# arguments a URL is a string of its own and a value runs to the next "&"; in a message already
+# formatted, to the next space or quote.
+_IN_ARGUMENT = re.compile(r"([?&;])([^=&;?\s]+)=([^&;]*)")
+_IN_MESSAGE = re.compile(r"([?&;])([^=&;?\s\"']+)=([^&;\s\"']*)")
 
 
-def _redact(value: object) -> object:
+def _hide(found: re.Match[str]) -> str:
+    sep, name, _ = found.groups()
+    secret = unquote_plus(name).strip().lower() in _SECRET_NAMES
+    return f"{sep}{name}={REDACTED}" if secret else found.group(0)
+
+
+def _redact(value: object, pattern: re.Pattern[str]) -> object:
     if isinstance(value, str) and "=" in value:
-        return _SECRET_PARAMS.sub(rf"\g<1>{REDACTED}", value)
+        return pattern.sub(_hide, value)
     return value
 
 
@@ -24,9 +36,9 @@ class RedactQuery(logging.Filter):
     and arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _redact(record.msg)
+        record.msg = _redact(record.msg, _IN_MESSAGE)
         if isinstance(record.args, tuple):
-            record.args = tuple(_redact(arg) for arg in record.args)
+            record.args = tuple(_redact(arg, _IN_ARGUMENT) for arg in record.args)
         return True
 
 

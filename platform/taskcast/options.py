@@ -49,7 +49,7 @@ class ConsumerOptions:
 
 
 class Connections:
-    """The open sockets of a process's consumers."""
+    """The sockets of a process's consumers: open, or in their handshake."""
 
     def __init__(self) -> None:
         self._open: set[Consumer] = set()

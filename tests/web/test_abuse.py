@@ -177,7 +177,7 @@ def test_clients_that_reset_during_the_join_leave_no_member(
         for n in range(200):
             sock = socket.create_connection((server.host, server.port))
             sock.sendall(
-                f"GET {ENDPOINTS[n % 4]} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                f"GET {ENDPOINTS[n % 4]} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n".encode()
             )

@@ -11,7 +11,6 @@ from typing import Any, Literal
 import httpx
 import pytest
 import yaml
-from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 from taskcast import BaseMessage, Consumer, ws_handler
@@ -183,8 +182,19 @@ def test_the_official_parser_reports_no_errors_and_no_warnings(server: LiveServe
     assert json.loads(result.stdout) == {"errors": [], "warnings": []}
 
 
-def test_many_host_headers_share_one_document(server: LiveServer, app: Starlette) -> None:
+def test_many_host_headers_share_one_document(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"allowed_hosts": ["*.example"]}))
+    with LiveServer(app) as server:
+        ask_as_many_hosts(server)
+    assert set(app.state.asyncapi) == {"document", "yaml", "page"}  # whatever the hosts
+
+
+def ask_as_many_hosts(server: LiveServer) -> None:
     for n in range(50):
-        response = httpx.get(f"{server.url}/asyncapi.json", headers={"Host": f"h{n}.example"})
+        headers = {"Host": f"h{n}.example"}
+        response = httpx.get(f"{server.url}/asyncapi.json", headers=headers)
         assert response.json()["servers"]["default"]["host"] == f"h{n}.example"
-    assert len(app.state.asyncapi) == 1
+        text = httpx.get(f"{server.url}/asyncapi.yaml", headers=headers).text
+        assert yaml.safe_load(text)["servers"]["default"]["host"] == f"h{n}.example"
+        page = httpx.get(f"{server.url}/asyncapi", headers=headers).text
+        assert f"ws://h{n}.example" in page

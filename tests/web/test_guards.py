@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from taskcast.testing import Closed, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from web.settings import LOOPBACK_HOSTS, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -118,5 +118,9 @@ async def test_only_allowed_hosts_are_answered(redis_url: str, key_prefix: str) 
 def test_a_server_beyond_loopback_must_name_its_hosts() -> None:
     with pytest.raises(ValueError, match="TASKCAST_ALLOWED_HOSTS"):
         Settings(host="0.0.0.0").trusted_hosts()
-    assert Settings(host="0.0.0.0", allowed_hosts=["a.example"]).trusted_hosts() == ["a.example"]
-    assert Settings(host="127.0.0.1").trusted_hosts() == ["*"]
+    assert Settings(host="0.0.0.0", allowed_hosts=["a.example"]).trusted_hosts() == [
+        "a.example",
+        *LOOPBACK_HOSTS,
+    ]
+    # On loopback, no other name: a page on any site could point one at this machine.
+    assert Settings(host="127.0.0.1").trusted_hosts() == list(LOOPBACK_HOSTS)

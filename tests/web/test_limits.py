@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -11,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from taskcast.testing import LiveServer, connect, raw_client
+from taskcast.testing import Closed, LiveServer, connect, raw_client
 from web.app import create_app
 from web.settings import Settings
 
@@ -33,6 +36,37 @@ async def test_past_the_connection_cap_a_handshake_is_closed_1013(
         async with connect(url) as again:  # room again once they left
             await again.send({"action": "ping"}, ref="again")
             assert (await again.expect("pong"))["ref"] == "again"
+
+
+async def test_many_handshakes_at_once_cannot_overshoot_the_cap(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Each handshake awaits Redis (the join) before its socket counts as open: the cap must
+    count handshakes in flight, or 100 at once all pass a cap of 10."""
+    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, max_connections=10)
+    with LiveServer(create_app(settings)) as server:
+        url = server.ws_url("/ws/reliable")
+        async with contextlib.AsyncExitStack() as stack:
+            clients = await asyncio.gather(
+                *(stack.enter_async_context(connect(url)) for _ in range(100))
+            )
+
+            async def fate(client: Any) -> str:
+                try:
+                    await client.send({"action": "ping"}, ref="p")
+                    while (await client.receive()).get("ref") != "p":
+                        pass
+                    return "open"
+                except Closed as closed:
+                    return f"closed {closed.code}"
+                except ConnectionClosed as closed:  # refused before the ping went out
+                    return f"closed {closed.rcvd.code if closed.rcvd else 1006}"
+
+            fates = await asyncio.gather(*(fate(c) for c in clients))
+        assert fates.count("open") == 10, sorted(fates)
+        assert fates.count("closed 1013") == 90, sorted(fates)
+        async with httpx.AsyncClient(base_url=server.url) as http:  # health checks still answer
+            assert (await http.get("/healthz")).status_code == 200
 
 
 def limits(pid: int) -> tuple[str, str]:
@@ -112,3 +146,37 @@ def test_silent_slow_and_oversized_request_heads_are_not_held(
     for sock in (silent, slow, huge):
         sock.close()
     assert httpx.get(f"http://{web.base}/healthz", timeout=5).status_code == 200
+
+
+def test_a_body_sent_with_its_head_is_not_head_and_a_trickling_one_is_cut(
+    web_process: Callable[[dict[str, str]], Any], redis_url: str, key_prefix: str
+) -> None:
+    """curl and http.client send a POST's head and body in one write: only the head counts
+    toward the head limit. The longest message in its most escaped JSON (4,096 emoji as
+    surrogate escapes, ~49 KB) is accepted; a body that trickles in is cut at the deadline."""
+    web = web_process(
+        {
+            "REDIS_URL": redis_url,
+            "TASKCAST_KEY_PREFIX": key_prefix,
+            "TASKCAST_BROADCAST_TOKEN": "s3cret",
+            "TASKCAST_HANDSHAKE_TIMEOUT": "1",
+        }
+    )
+    host, port = web.base.split(":")
+    body = json.dumps({"target": "chat", "message": "😀" * 4096}).encode()  # ASCII-escaped
+    assert len(body) > 48_000
+    head = (
+        f"POST /api/broadcast HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer s3cret\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head + body)  # one write
+        answer = closed_within(sock, 10) or b""
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:200]
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head + body[:100])  # and never the rest
+        started = time.monotonic()
+        answer = closed_within(sock, 10) or b""
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - started < 5

@@ -46,9 +46,17 @@ async def test_tokens_and_cursors_never_reach_the_log(
         await client.send({"action": "ping"}, ref="in")
         while (await client.receive()).get("ref") != "in":
             pass
+    # A name spelled another way is the same parameter to the server (Starlette decodes it), and
+    # a value runs to the next "&", quotes and all.
+    async with connect(f"ws://{base}/ws/chat?%74oken=s3cret-token") as client:
+        await client.send({"action": "ping"}, ref="encoded")
+        while (await client.receive()).get("ref") != "encoded":
+            pass
     async with httpx.AsyncClient() as http:
         await http.get(f"http://{base}/healthz?token=s3cret-http")
+        await http.get(f"http://{base}/healthz?x=1&TOKEN=ab%22s3cret-quoted")
     web.terminate()
     _, log = web.communicate(timeout=15)
     assert "WebSocket /ws/chat?token=[redacted]&cursor=[redacted]" in log
+    assert "WebSocket /ws/chat?%74oken=[redacted]" in log
     assert "s3cret" not in log and "QUJDREVG" not in log

@@ -51,12 +51,37 @@ def test_a_visibility_timeout_within_the_retry_backoff_is_refused_without_leakin
     assert Settings.load().idempotency_window == 61 + 10 + 60
 
 
-@pytest.mark.parametrize("empty", ["", "   ", "\t"])
+@pytest.mark.parametrize("empty", ["", "   ", "\t", "\u200b"])
 def test_an_empty_secret_is_no_secret(monkeypatch: pytest.MonkeyPatch, empty: str) -> None:
     monkeypatch.setenv("TASKCAST_BROADCAST_TOKEN", empty)
     monkeypatch.setenv("TASKCAST_FLOWER_PASSWORD", empty)
-    monkeypatch.setenv("TASKCAST_WS_TOKENS", json.dumps({empty: None, "real": None}))
     settings = Settings()
     assert settings.broadcast_token is None and settings.flower_password is None
-    assert settings.ws_tokens == {"real": None}
     assert Settings(flower_password="secret").flower_password is not None
+    # Spaces around a secret are not part of it (a client's bearer token is stripped too).
+    token = Settings(broadcast_token=" s3cret ").broadcast_token
+    assert token is not None and token.get_secret_value() == "s3cret"
+    # A blank WebSocket token would leave every endpoint open: the process does not start.
+    monkeypatch.setenv("TASKCAST_WS_TOKENS", json.dumps({empty: None, "real": None}))
+    with pytest.raises(SystemExit, match=r"TASKCAST_WS_TOKENS: .*may not be empty"):
+        Settings.load()
+
+
+def test_settings_that_are_not_json_end_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCAST_WS_TOKENS", "")
+    with pytest.raises(SystemExit, match=r"^taskcast: invalid settings: .*ws_tokens") as refused:
+        Settings.load()
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TASKCAST_FLOWER_PASSWORD", "Correct,horse"), ("TASKCAST_FLOWER_USER", "ad:min")],
+)
+def test_flower_credentials_it_would_split_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit, match=variable) as refused:
+        Settings.load()
+    assert "horse" not in str(refused.value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -11,6 +14,8 @@ from pydantic import SecretStr
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
 from web.settings import Settings
+
+from ..conftest import RedisServer
 
 pytestmark = pytest.mark.anyio
 TOKEN = "s3cret-token"
@@ -158,3 +163,48 @@ async def test_a_message_is_the_same_message_on_every_way_in(
         await client.send({"action": "chat", "payload": {"message": longest + "y"}}, ref="long")
         refused = await client.expect("error")
         assert (refused["ref"], refused["payload"]["code"]) == ("long", "invalid_payload")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"target": "analytics", "message": "x(y)"},  # the task would refuse the name
+        {"target": "analytics", "message": "e" * 101},
+        {"target": "chat", "message": "\u200b\u200b"},  # nothing one can see
+        {"target": "chat", "message": "a\x00b"},
+    ],
+)
+async def test_what_a_task_would_refuse_is_422_here(
+    guarded: LiveServer, body: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{guarded.url}/api/broadcast", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert response.status_code == 422, response.text
+
+
+async def test_with_the_broker_stalled_it_is_503_in_seconds(
+    settings: Settings, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    stalled = settings.model_copy(
+        update={"broadcast_token": SecretStr(TOKEN), "celery_broker_url": private_redis.url}
+    )
+    assert private_redis.process is not None
+    with LiveServer(create_app(stalled)) as server:
+        os.kill(private_redis.process.pid, signal.SIGSTOP)  # accepts, never answers
+        try:
+            async with httpx.AsyncClient() as http:
+                started = time.monotonic()
+                response = await http.post(
+                    f"{server.url}/api/broadcast",
+                    json={"target": "chat", "message": "x"},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=60,
+                )
+                took = time.monotonic() - started
+        finally:
+            os.kill(private_redis.process.pid, signal.SIGCONT)
+    assert response.status_code == 503, response.text
+    assert took < 15, took
+    assert not any(record.exc_info for record in caplog.records)

@@ -167,11 +167,11 @@ async def test_flower_lists_the_tasks_that_ran_behind_basic_auth(
         flower.wait(timeout=20)
 
 
-def flower_without_password(settings: Settings, host: str) -> subprocess.Popen[str]:
+def flower_without_password(settings: Settings, host: str, **extra: str) -> subprocess.Popen[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = environment(settings, TASKCAST_FLOWER_PORT=str(port), HOST=host)
+    env = environment(settings, TASKCAST_FLOWER_PORT=str(port), HOST=host, **extra)
     env.pop("TASKCAST_FLOWER_PASSWORD", None)
     return subprocess.Popen(
         [sys.executable, "-m", "workers.flower", str(port)],
@@ -188,8 +188,14 @@ def test_flower_without_a_password_refuses_to_listen_beyond_loopback(settings: S
     assert "TASKCAST_FLOWER_PASSWORD" in err and "Traceback" not in err
 
 
-def test_flower_without_a_password_listens_on_loopback_and_says_so(settings: Settings) -> None:
-    flower = flower_without_password(settings, "127.0.0.1")
+@pytest.mark.parametrize(
+    ("host", "extra"),
+    [("127.0.0.1", {}), ("0.0.0.0", {"TASKCAST_FLOWER_HOST": "127.0.0.1"})],  # web public
+)
+def test_flower_without_a_password_listens_on_loopback_and_says_so(
+    settings: Settings, host: str, extra: dict[str, str]
+) -> None:
+    flower = flower_without_password(settings, host, **extra)
     try:
         assert flower.stderr is not None
         first = flower.stderr.readline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, JsonValue
@@ -12,8 +13,12 @@ MAX_MESSAGE_CHARS = 4096
 
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty or only spaces")
+    """Something to read: not only spaces or invisible characters (zero-width space), and no
+    control characters but line breaks and tabs (NUL, escape sequences)."""
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text):
+        raise ValueError("must not contain control characters")
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in text):
+        raise ValueError("must not be empty, only spaces or only invisible characters")
     return text
 
 
