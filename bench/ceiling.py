@@ -1,5 +1,7 @@
 """The ceiling: a bare Starlette app that forwards every Redis PUBLISH on one channel to every
 socket, with no framework, no validation and no queue. What a Python tier on this machine can do.
+Rooms too, as bare: ``/ws/room/{room}`` gets what is published on ``<channel>:room:<room>``
+(one pattern subscription for every room).
 
     uvicorn bench.ceiling:app --port 8100      # channel from CEILING_CHANNEL, Redis from REDIS_URL
 """
@@ -17,20 +19,28 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 sockets: set[WebSocket] = set()
+rooms: dict[str, set[WebSocket]] = {}
 
 
 async def forward(url: str, channel: str) -> None:
     client = aioredis.Redis.from_url(url)
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
+    await pubsub.psubscribe(f"{channel}:room:*")
+    prefix = len(f"{channel}:room:")
     async for message in pubsub.listen():
         if message["type"] == "message":
-            text = message["data"].decode()
-            for ws in list(sockets):
-                try:
-                    await ws.send_text(text)
-                except Exception:
-                    sockets.discard(ws)
+            audience = sockets
+        elif message["type"] == "pmessage":
+            audience = rooms.get(message["channel"][prefix:].decode(), set())
+        else:
+            continue
+        text = message["data"].decode()
+        for ws in list(audience):
+            try:
+                await ws.send_text(text)
+            except Exception:
+                audience.discard(ws)
 
 
 @asynccontextmanager
@@ -53,4 +63,22 @@ async def endpoint(ws: WebSocket) -> None:
         sockets.discard(ws)
 
 
-app = Starlette(routes=[WebSocketRoute("/ws", endpoint)], lifespan=lifespan)
+async def room(ws: WebSocket) -> None:
+    await ws.accept()
+    members = rooms.setdefault(ws.path_params["room"], set())
+    members.add(ws)
+    try:
+        while True:
+            await ws.receive_text()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        members.discard(ws)
+        if not members:
+            rooms.pop(ws.path_params["room"], None)
+
+
+app = Starlette(
+    routes=[WebSocketRoute("/ws", endpoint), WebSocketRoute("/ws/room/{room}", room)],
+    lifespan=lifespan,
+)

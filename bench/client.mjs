@@ -1,5 +1,5 @@
 // Benchmark clients: node client.mjs URL COUNT BROADCASTS OUT
-// Opens COUNT sockets (50 at a time), prints "connected", waits for "go <seconds>" on stdin, then
+// Opens COUNT sockets (50 at a time; "{i}" in URL becomes the socket's number), prints "connected", waits for "go <seconds>" on stdin, then
 // records every "bench:<seq>:<sent ns>" frame: latency (ms, float32, to OUT), duplicates, and the
 // arrival of "bench:barrier:…" frames. Prints one JSON line when every socket has BROADCASTS
 // frames or the time is up.
@@ -22,7 +22,7 @@ let finish = () => {};
 
 function open(index) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url.replace("{i}", String(index)), { perMessageDeflate: false });
     const mine = new Set();
     seen[index] = mine;
     ws.on("open", () => resolve(ws));

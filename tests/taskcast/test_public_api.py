@@ -5,6 +5,7 @@ import taskcast
 
 def test_the_public_names_are_pinned() -> None:
     assert sorted(taskcast.__all__) == [
+        "AddressRules",
         "BaseMessage",
         "ChannelLayer",
         "ConnectionRefused",
@@ -19,6 +20,7 @@ def test_the_public_names_are_pinned() -> None:
         "GapPayload",
         "HandlerSpec",
         "InMemoryLayer",
+        "InvalidAddress",
         "InvalidPayload",
         "LayerConfig",
         "LayerRegistry",

@@ -1,11 +1,12 @@
 """Reaching one room, one user, one connection: the seed's system echo and room chat, per-user
 notifications, and a send to one socket, on real Redis and real sockets, across two web
-processes (two apps, each with its own layers and Redis connections)."""
+processes (this test's live server and a `python -m web` of its own)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import redis.asyncio
 from taskcast import PublishError, SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from web.settings import Settings, TokenGrant
 from web.showcase import NotificationConsumer, RoomConsumer
 from web.showcase.messages import SystemNotify
 
@@ -32,9 +33,19 @@ def users(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def two(users: Settings) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two web processes' worth of app on the same Redis and key prefix."""
-    with LiveServer(create_app(users)) as one, LiveServer(create_app(users)) as other:
+def two(users: Settings, web_process: Callable[[dict[str, str]], Any]) -> Iterator[tuple[Any, Any]]:
+    """Two web processes on the same Redis and key prefix: this test's (a live server in a
+    thread) and a `python -m web` of its own."""
+    tokens = {
+        t: g.model_dump() if isinstance(g, TokenGrant) else g for t, g in users.ws_tokens.items()
+    }
+    env = {
+        "REDIS_URL": users.redis_url,
+        "TASKCAST_KEY_PREFIX": users.key_prefix,
+        "TASKCAST_WS_TOKENS": json.dumps(tokens),
+    }
+    other = web_process(env)
+    with LiveServer(create_app(users)) as one:
         yield one, other
 
 
@@ -67,7 +78,7 @@ async def room_joined(client: LiveClient, others: list[LiveClient], room: str) -
     await client.expect_nothing(within=0.3)
 
 
-async def test_rooms_are_isolated_across_processes(two: tuple[LiveServer, LiveServer]) -> None:
+async def test_rooms_are_isolated_across_processes(two: tuple[Any, Any]) -> None:
     one, other = two
     async with connect(one.ws_url("/ws/room/lobby?token=" + ALICE)) as a:
         await a.expect_nothing(within=0.3)  # nobody else was there
@@ -101,7 +112,7 @@ async def test_a_bad_room_name_is_refused_before_joining(
 
 
 async def test_a_user_is_reached_on_every_socket_and_nobody_else_is(
-    two: tuple[LiveServer, LiveServer], users: Settings
+    two: tuple[Any, Any], users: Settings
 ) -> None:
     one, other = two
     path = "/ws/notifications?token="

@@ -161,7 +161,7 @@ async def test_analytics_frames_are_counted_and_summarised(
     [
         ("send_chat_message", {"message": 123}, "message must be a non-empty string"),
         ("send_reliable_message", {"message": "x", "hold": "soon"}, "hold must be a number"),
-        ("send_notification", {"message": "  "}, "must not be empty or only spaces"),
+        ("send_notification", {"message": "  "}, "must not be empty, only spaces"),
         ("send_chat_message", {"message": "x" * 4097}, "at most 4096 characters"),
         ("send_analytics_event", {"event": ["not", "a", "name"]}, "event must be"),
         ("send_analytics_events", {"events": [{"nope": 1}]}, "invalid events"),
