@@ -3,13 +3,14 @@ on Taskcast's ``/ws/room/{room_name}`` (events published with ``SyncPublisher`` 
 ``to={"room_name": ...}``) and on the ceiling's rooms (bench/ceiling.py: a raw ``PUBLISH`` per
 room, one pattern subscription).
 
-Own rooms: M broadcasts, broadcast i to room i mod N (each reaches one client). One room: M
-broadcasts to the room (each reaches N clients). What a broadcast costs must not grow with the
-number of rooms a process holds: Redis commands per broadcast, and the web process's CPU per
-broadcast and per delivered frame (from /proc), with delivery figures as in fanout.py.
+Own rooms: M broadcasts (5,000), broadcast i to room i mod N (each reaches one client). One
+room: M broadcasts (1,000) to the room (each reaches N clients). What a broadcast costs must not
+grow with the number of rooms a process holds: Redis commands per broadcast, and the web
+process's CPU per broadcast and per delivered frame (from /proc), with delivery figures as in
+fanout.py. Own rooms run at N clients and at 10 (the same broadcasts among fewer rooms).
 
-    .venv/bin/python bench/rooms.py                     # 1,000 clients, 1,000 broadcasts each way
-    .venv/bin/python bench/rooms.py --clients 200 --broadcasts 400
+    .venv/bin/python bench/rooms.py                     # 1,000 clients (~3 minutes)
+    .venv/bin/python bench/rooms.py --clients 200 --broadcasts 400 --own-broadcasts 1000
 """
 
 from __future__ import annotations
@@ -109,10 +110,9 @@ def run(target: str, layout: str, clients_n: int, broadcasts: int) -> dict[str, 
             publisher.send(
                 name, f"bench:{seq // clients_n if layout == 'own' else seq}:{time.time_ns()}"
             )
+        after = publisher.commands()  # every broadcast is in: publishing is synchronous
         report = clients.recv()
-        settle(server.pid, quiet=0.5)
-        cpu = cpu_seconds(server.pid) - cpu_before
-        after = publisher.commands()
+        cpu = cpu_seconds(server.pid) - cpu_before  # before the clients hang up (leave notices)
         used = {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
         latencies = array("f")
         latencies.frombytes(Path(out).read_bytes())
@@ -154,13 +154,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--broadcasts", type=int, default=1000)
+    parser.add_argument("--broadcasts", type=int, default=1000, help="to the one room")
+    parser.add_argument("--own-broadcasts", type=int, default=5000, help="among the own rooms")
     args = parser.parse_args()
     if not node_available():
         raise SystemExit("rooms.py needs bench/node_modules (npm install --prefix bench)")
-    for layout in ("own", "one"):
+    # Own rooms at N and at 10: the same cost per broadcast whatever the number of rooms held.
+    own, one = args.own_broadcasts, args.broadcasts
+    for layout, clients_n, count in (
+        ("own", args.clients, own),
+        ("own", 10, own),
+        ("one", args.clients, one),
+    ):
         for target in ("ceiling", "taskcast"):
-            print(json.dumps(run(target, layout, args.clients, args.broadcasts)), flush=True)
+            print(json.dumps(run(target, layout, clients_n, count)), flush=True)
 
 
 if __name__ == "__main__":
