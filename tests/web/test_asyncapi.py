@@ -66,6 +66,8 @@ def test_one_channel_per_endpoint_on_the_requests_host(
     room = next(c for c in document["channels"].values() if c["title"] == "RoomConsumer")
     assert set(room["parameters"]) == {"room_name"}
     assert "room:{room_name}" in room["parameters"]["room_name"]["description"]
+    page = httpx.get(f"{server.url}/asyncapi").text
+    assert "<code>{room_name}</code>: A path parameter" in page
 
 
 def test_client_actions_are_receive_operations_with_their_replies(document: dict[str, Any]) -> None:

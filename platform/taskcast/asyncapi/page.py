@@ -48,6 +48,15 @@ def render_page(document: dict[str, Any]) -> str:
             f"<h2><code>{_e(channel['address'])}</code>"
             f" — {_e(channel.get('title', ''))}</h2><p>{_e(channel.get('description', ''))}</p>"
         ]
+        if channel.get("parameters"):
+            section.append(
+                "<p>Parameters:</p><ul>"
+                + "".join(
+                    f"<li><code>{{{_e(name)}}}</code>: {_e(parameter.get('description', ''))}</li>"
+                    for name, parameter in channel["parameters"].items()
+                )
+                + "</ul>"
+            )
         if "bindings" in channel:
             section.append(
                 "<p>Resumable: reconnect with <code>?cursor=&lt;last cursor&gt;</code>.</p>"
