@@ -110,3 +110,18 @@ def addressed(
     values: the constant groups, i.e. everyone), each value checked by ``rules``."""
     checked = {field: rules.check(field, value) for field, value in values.items()}
     return tuple(t.fill(checked) for t in templates if t.fields == checked.keys())
+
+
+_ROUTE_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def check_route(owner: str, templates: Iterable[GroupTemplate], route: str) -> None:
+    """A ``DefinitionError`` when a template names a value the route cannot give (a group that
+    no socket would ever join, silently)."""
+    known = {*_ROUTE_PARAM.findall(route), USER, CONNECTION}
+    for template in templates:
+        if unknown := sorted(template.fields - known):
+            raise DefinitionError(
+                f"{owner} group {template.text!r} needs {', '.join(unknown)}, which {route!r} "
+                f"does not give (a path parameter, {USER} or {CONNECTION})"
+            )

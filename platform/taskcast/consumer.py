@@ -17,7 +17,15 @@ from typing import ClassVar
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
-from .addresses import CONNECTION, USER, GroupTemplate, InvalidAddress, resolve, templates_of
+from .addresses import (
+    CONNECTION,
+    USER,
+    GroupTemplate,
+    InvalidAddress,
+    check_route,
+    resolve,
+    templates_of,
+)
 from .cursor import Position, decode_cursor
 from .delivery import Delivery, pack_message
 from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
@@ -117,6 +125,7 @@ class Consumer(Rendering):
         layer = None if cls.layer_alias is None else (layers or {})[cls.layer_alias]
         options = options or ConsumerOptions()
         if route is not None:
+            check_route(cls.__qualname__, cls.group_templates, route)
             options = replace(options, route=route)
         return ConsumerApp(cls, layer, options)
 

@@ -11,6 +11,7 @@ from taskcast import (
     ConnectionRefused,
     Consumer,
     ConsumerOptions,
+    DefinitionError,
     InMemoryLayer,
     Publisher,
     event_handler,
@@ -228,3 +229,13 @@ async def test_a_refused_handshake_raises_closed() -> None:
         async with Communicator(Shut.as_asgi(), "/"):
             pass
     assert closed.value.code == 1008
+
+
+def test_a_group_the_route_cannot_fill_is_a_definition_error() -> None:
+    class Lost(Consumer):
+        layer_alias = "main"
+        groups = ("room:{room}",)
+
+    with pytest.raises(DefinitionError, match="needs room"):
+        Lost.as_asgi({"main": InMemoryLayer()}, route="/ws/room/{room_name}")
+    Lost.as_asgi({"main": InMemoryLayer()}, route="/ws/room/{room}")
