@@ -53,9 +53,9 @@ def main() -> None:
     settings = Settings.load()
     try:
         settings.trusted_hosts()
+        app = create_app(settings)
     except ValueError as exc:
         raise SystemExit(f"taskcast: {exc}") from None
-    app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

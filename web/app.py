@@ -24,7 +24,7 @@ from workers.app import create_celery
 
 from .api import broadcast
 from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
-from .settings import Settings
+from .settings import Settings, TokenGrant
 from .showcase import ENDPOINTS
 from .tasks import TaskQueue
 
@@ -71,6 +71,7 @@ def create_app(
         WebSocketRoute(path, consumer.as_asgi(layers, options, path), name=consumer.__name__)
         for path, consumer in {**ENDPOINTS, **(consumers or {})}.items()
     ]
+    check_token_paths(settings, routes)
     hosts = Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[hosts])
     app.state.settings = settings
@@ -81,6 +82,23 @@ def create_app(
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}
     return app
+
+
+def check_token_paths(settings: Settings, routes: list[BaseRoute]) -> None:
+    """A ``ValueError`` for a token path that opens nothing (a typo, a trailing slash, a path
+    written percent-encoded): such a token would only ever be refused, silently."""
+    sockets = [route for route in routes if isinstance(route, WebSocketRoute)]
+    for grant in settings.ws_tokens.values():
+        paths = grant.paths if isinstance(grant, TokenGrant) else grant
+        for path in paths or ():
+            if "%" in path or not any(
+                path == route.path or route.path_regex.fullmatch(path) for route in sockets
+            ):
+                raise ValueError(
+                    f"TASKCAST_WS_TOKENS: {path!r} is not a WebSocket endpoint of this app "
+                    f"(its routes: {', '.join(route.path for route in sockets)}; write paths "
+                    "unencoded, without a trailing slash)"
+                )
 
 
 async def healthz(request: Request) -> Response:

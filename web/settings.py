@@ -126,9 +126,11 @@ class Settings(BaseSettings):
     # {"user": name, "paths": [...] or null} naming the user it signs in. Paths may be routes
     # ("/ws/room/{room_name}": every room). Empty: the endpoints are open, and anonymous.
     ws_tokens: dict[str, list[str] | TokenGrant | None] = {}
-    # What a value from the URL (a room's name) or a user's name may be where it names a group:
-    # at most this many characters, each matching the pattern (else the socket is closed 4400).
-    group_value_pattern: str = r"[\w.~-]+"
+    # What a value from the URL (a room's name) or a user's name may be where it names a group
+    # (else the socket is closed 4400): at most this many characters; letters, marks and digits
+    # of any script and _ . ~ -, with a letter or digit; or, with a pattern (a regular
+    # expression), every character matching it.
+    group_value_pattern: str | None = None
     max_group_value_chars: PositiveInt = 64
     # Frames a client may send a second, with a burst; past it rate_limited errors, then 1008.
     rate_per_second: PositiveFloat | None = 50.0
@@ -197,7 +199,9 @@ class Settings(BaseSettings):
 
     @field_validator("group_value_pattern")
     @classmethod
-    def _a_pattern(cls, value: str) -> str:
+    def _a_pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             re.compile(value)
         except re.error as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -26,21 +27,44 @@ USER = "user"
 CONNECTION = "connection"
 
 
+NAME_PUNCTUATION = "_.~-"
+# Letters that show nothing (Hangul fillers): a name of them alone would be blank on screen.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _name_char(c: str) -> bool:
+    return unicodedata.category(c)[0] in "LMN" or c in NAME_PUNCTUATION
+
+
+def _visible_alnum(c: str) -> bool:
+    return unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS
+
+
 @dataclass(frozen=True, slots=True)
 class AddressRules:
-    """What a value filled into a group name may be: at most ``max_chars`` characters, all
-    matching ``pattern`` (by default letters and digits of any script, ``_ . ~ -``)."""
+    """What a value filled into a group name may be: at most ``max_chars`` characters; by
+    default letters, marks and digits of any script and ``_ . ~ -``, with at least one letter or
+    digit one can see (so no name of dots, which URLs collapse); with ``pattern``, every
+    character matching that regular expression instead."""
 
-    pattern: str = r"[\w.~-]+"
+    pattern: str | None = None
     max_chars: int = 64
 
     def check(self, field: str, value: object) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a path parameter converted by its route ({id:int})
         if not isinstance(value, str) or not value:
             raise InvalidAddress(f"{field} must be a non-empty string")
         if len(value) > self.max_chars:
             raise InvalidAddress(f"{field} is longer than {self.max_chars} characters")
-        if re.fullmatch(self.pattern, value) is None or not value.isprintable():
-            raise InvalidAddress(f"{field} may only contain characters matching {self.pattern}")
+        if self.pattern is None:
+            if not all(map(_name_char, value)) or not any(map(_visible_alnum, value)):
+                raise InvalidAddress(
+                    f"{field} may only contain letters, marks and digits of any script and "
+                    f"{' '.join(NAME_PUNCTUATION)}, with a letter or digit"
+                )
+        elif re.fullmatch(self.pattern, value) is None or not value.isprintable():
+            raise InvalidAddress(f"{field} does not match the pattern for names")
         return value
 
 
@@ -117,8 +141,15 @@ _ROUTE_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 def check_route(owner: str, templates: Iterable[GroupTemplate], route: str) -> None:
     """A ``DefinitionError`` when a template names a value the route cannot give (a group that
-    no socket would ever join, silently)."""
-    known = {*_ROUTE_PARAM.findall(route), USER, CONNECTION}
+    no socket would ever join, silently), or when the route itself has a ``user`` or
+    ``connection`` parameter (a client would choose who it is, or whose socket it is)."""
+    params = set(_ROUTE_PARAM.findall(route))
+    if taken := sorted(params & {USER, CONNECTION}):
+        raise DefinitionError(
+            f"{owner} at {route!r}: {', '.join(taken)} may not be a path parameter (the "
+            "authenticator names the user; the server, the connection)"
+        )
+    known = {*params, USER, CONNECTION}
     for template in templates:
         if unknown := sorted(template.fields - known):
             raise DefinitionError(

@@ -36,7 +36,7 @@ from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
 from .options import Connections, ConsumerOptions
 from .outbox import Overflow
-from .protocol import Rejected, decode, encode, utf8_size
+from .protocol import Rejected, close_reason, decode, encode, utf8_size
 from .rendering import Rendering
 from .writer import SocketWriter
 
@@ -281,7 +281,7 @@ class Consumer(Rendering):
     async def _refuse(self, code: int, reason: str) -> None:
         # Accept first so that the browser sees the close code, not just a failed handshake.
         await self.websocket.accept()
-        await self.websocket.close(code, reason)
+        await self.websocket.close(code, close_reason(reason))
 
     async def _leave(self, groups: list[str]) -> None:
         for group in groups:
@@ -300,7 +300,10 @@ class Consumer(Rendering):
         return {g: p for g, p in positions.items() if g in self.joined_groups}
 
     def _groups(self) -> tuple[str, ...]:
-        values = {**self.websocket.scope.get("path_params", {}), CONNECTION: self.address}
+        # Only the authenticator names the user, only the server the connection: never the URL.
+        params = self.websocket.scope.get("path_params", {}).items()
+        values = {k: v for k, v in params if k not in (USER, CONNECTION)}
+        values[CONNECTION] = self.address
         if self.user is not None:
             values[USER] = self.user
         return resolve(self.group_templates, values, self.options.address_rules)
@@ -374,7 +377,7 @@ class Consumer(Rendering):
         self._writer.stop()
         if self.websocket.application_state is WebSocketState.CONNECTED:
             try:
-                await self.websocket.close(code, reason)
+                await self.websocket.close(code, close_reason(reason))
             except Exception:  # already closing from the other side
                 log.debug("close(%s) on a closing socket", code)
 

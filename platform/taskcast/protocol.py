@@ -15,7 +15,15 @@ from pydantic import ValidationError
 from .handlers import Handler, HandlerTable
 from .messages import BaseMessage, ErrorCode, ErrorItem, ErrorMessage
 
-__all__ = ["MAX_REF_LENGTH", "Accepted", "Rejected", "decode", "encode", "utf8_size"]
+__all__ = [
+    "MAX_REF_LENGTH",
+    "Accepted",
+    "Rejected",
+    "close_reason",
+    "decode",
+    "encode",
+    "utf8_size",
+]
 
 MAX_REF_LENGTH = 128
 # A \uD800 to \uDFFF escape: JSON allows one alone; no UTF-8 text (a reply, a broadcast) can.
@@ -111,3 +119,8 @@ def _items(exc: ValidationError, table: HandlerTable) -> list[ErrorItem]:
         ErrorItem(loc=list(error["loc"][skip:]), msg=error["msg"], type=error["type"])
         for error in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to the 123 bytes of UTF-8 a close frame has room for."""
+    return reason.encode()[:123].decode(errors="ignore")

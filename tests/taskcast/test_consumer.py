@@ -7,16 +7,19 @@ from typing import ClassVar, Literal
 import pytest
 
 from taskcast import (
+    AddressRules,
     BaseMessage,
     ConnectionRefused,
     Consumer,
     ConsumerOptions,
     DefinitionError,
     InMemoryLayer,
+    InvalidAddress,
     Publisher,
     event_handler,
     ws_handler,
 )
+from taskcast.protocol import close_reason
 from taskcast.testing import Closed, Communicator
 
 pytestmark = pytest.mark.anyio
@@ -239,3 +242,33 @@ def test_a_group_the_route_cannot_fill_is_a_definition_error() -> None:
     with pytest.raises(DefinitionError, match="needs room"):
         Lost.as_asgi({"main": InMemoryLayer()}, route="/ws/room/{room_name}")
     Lost.as_asgi({"main": InMemoryLayer()}, route="/ws/room/{room}")
+
+
+@pytest.mark.parametrize("param", ["user", "connection"])
+def test_a_route_may_not_name_the_user_or_the_connection(param: str) -> None:
+    class Inbox(Consumer):
+        layer_alias = "main"
+        groups = ("user:{user}",)
+
+    with pytest.raises(DefinitionError, match=f"{param} may not be a path parameter"):
+        Inbox.as_asgi({"main": InMemoryLayer()}, route=f"/ws/inbox/{{{param}}}")
+
+
+def test_address_rules() -> None:
+    rules = AddressRules()
+    assert rules.check("id", 5) == "5"  # a route's {id:int}
+    for good in ("lobby", "नमस्ते", "cafe\u0301", "a.b~c-d_e", "x" * 64):
+        assert rules.check("room", good) == good
+    for bad in ("", "..", "\u3164", "a b", "a:b", "a/b", "x" * 65, "😀", True, None):
+        with pytest.raises(InvalidAddress):
+            rules.check("room", bad)
+    strict = AddressRules(pattern="[a-z]+", max_chars=8)
+    assert strict.check("room", "abc") == "abc"
+    with pytest.raises(InvalidAddress, match="pattern"):
+        strict.check("room", "ABC")
+
+
+def test_a_close_reason_fits_a_close_frame() -> None:
+    assert close_reason("ok") == "ok"
+    cut = close_reason("é" * 100)  # 200 bytes
+    assert len(cut.encode()) <= 123 and cut == "é" * 61

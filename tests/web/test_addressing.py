@@ -101,7 +101,10 @@ async def test_rooms_are_isolated_across_processes(two: tuple[Any, Any]) -> None
         assert payload(await a.expect("room_notification")) == left
 
 
-@pytest.mark.parametrize("room", ["a" * 65, "semi;colon", "sp%20ace", "new%0Aline"])
+@pytest.mark.parametrize(
+    "room",
+    ["a" * 65, "semi;colon", "sp%20ace", "new%0Aline", "...", "%E3%85%A4", "a:b", "%F0%9F%98%80"],
+)
 async def test_a_bad_room_name_is_refused_before_joining(
     server: LiveServer, client: Any, settings: Settings, room: str
 ) -> None:
@@ -222,3 +225,27 @@ async def test_token_rules_name_routes_or_paths(settings: Settings) -> None:
                     await client.expect("pong")
                 else:
                     assert await client.wait_closed() == code
+
+
+@pytest.mark.parametrize("room", ["नमस्ते", "สวัสดี", "café", "cafe\u0301", "r_1.2~x-y"])
+async def test_names_in_any_script_are_rooms(server: LiveServer, room: str) -> None:
+    from urllib.parse import quote
+
+    async with connect(server.ws_url(f"/ws/room/{quote(room)}")) as client:
+        await client.send({"action": "room_chat", "payload": {"message": "hi"}})
+        frame = await client.expect("room_notification")
+        assert frame["payload"] == {"message": "💬 hi", "room_name": room}
+
+
+def test_token_paths_that_open_nothing_stop_the_app(settings: Settings) -> None:
+    def app_with(paths: list[str]) -> Any:
+        tokens = {"t": paths}
+        own = Settings(
+            redis_url=settings.redis_url, key_prefix=settings.key_prefix, ws_tokens=tokens
+        )
+        return create_app(own)
+
+    for bad in (["/ws/room/lobby/"], ["/ws/room/caf%C3%A9"], ["/ws/chatt"]):
+        with pytest.raises(ValueError, match="is not a WebSocket endpoint"):
+            app_with(bad)
+    app_with(["/ws/room/{room_name}", "/ws/room/lobby", "/ws/room/café", "/ws/chat"])

@@ -66,7 +66,7 @@ function setState(source, state, detail) {
 
 function connect(source) {
   const spec = SOURCES[source];
-  const entry = sockets[source] || (sockets[source] = { attempts: 0, cursor: null, ws: null });
+  const entry = sockets[source] || (sockets[source] = { attempts: 0, cursor: null, ws: null, retry: null });
   const query = spec.resumable && entry.cursor ? `?cursor=${encodeURIComponent(entry.cursor)}` : "";
   const ws = new WebSocket(`${scheme}//${location.host}${spec.path}${query}`);
   entry.ws = ws;
@@ -80,6 +80,7 @@ function connect(source) {
     }
   };
   ws.onmessage = (message) => {
+    if (entry.ws !== ws) return;  // replaced (another room joined)
     let frame;
     try {
       frame = JSON.parse(message.data);
@@ -99,7 +100,7 @@ function connect(source) {
     const delay = Math.min(8000, 250 * 2 ** entry.attempts) * (0.5 + Math.random() / 2);
     entry.attempts += 1;
     setState(source, "closed", `reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    setTimeout(() => connect(source), delay);
+    entry.retry = setTimeout(() => connect(source), delay);
   };
 }
 
@@ -143,7 +144,12 @@ document.getElementById("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = document.getElementById("room-name").value.trim();
   if (!name) return;
+  if (/^\.+$/.test(name)) {  // a URL collapses dot segments: such a room has no address
+    show("room", { action: "error", payload: { code: "invalid_room", detail: "a room name needs a letter or digit" } });
+    return;
+  }
   const previous = sockets.room && sockets.room.ws;
+  if (sockets.room) clearTimeout(sockets.room.retry);  // a reconnect to the old room, pending
   SOURCES.room.path = `/ws/room/${encodeURIComponent(name)}`;
   document.getElementById("room-path").textContent = `${SOURCES.room.path} · pub/sub`;
   if (sockets.room) sockets.room.attempts = 0;

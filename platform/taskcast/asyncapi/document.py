@@ -78,8 +78,9 @@ def _parameter(name: str, consumer: type[Consumer]) -> Json:
     if used:
         text += (
             f" It names the socket's group{'s' if len(used) > 1 else ''} ({', '.join(used)}):"
-            " by default at most 64 letters, digits and _ . ~ -; anything else is refused with"
-            " close code 4400 before anything is joined."
+            " by default at most 64 letters, marks and digits of any script and _ . ~ -, with a"
+            " letter or digit; anything else is refused with close code 4400 before anything is"
+            " joined."
         )
     return {"description": text}
 
