@@ -168,3 +168,19 @@ def test_the_system_echo_and_a_room_between_two_pages(
     page.click("#room-form button")
     expect(page.locator("#socket-room .state")).to_contain_text("4400")
     assert problems == []
+
+
+def test_with_tokens_the_page_passes_its_own_on(
+    browser: Browser, settings: Settings, problems: list[str]
+) -> None:
+    tokens = {"page-token": {"user": "alice"}}
+    app = create_app(
+        settings.model_copy(update={"ws_tokens": Settings(ws_tokens=tokens).ws_tokens})
+    )
+    with LiveServer(app) as live:
+        page = open_page(browser, f"{live.url}/?token=page-token", problems)
+        expect(lane(page, "system", "🔧 System: Connection established!")).to_have_count(1)
+        refused = browser.new_page()
+        refused.goto(live.url)  # no token: refused, and not retried
+        expect(refused.locator("#socket-chat .state")).to_contain_text("4401")
+    assert problems == []

@@ -11,6 +11,7 @@ const SOURCES = {
 };
 // Close codes that say "do not try again": bad credentials, not allowed, a bad room name.
 const FINAL = new Set([1008, 4400, 4401, 4403]);
+const TOKEN = new URLSearchParams(location.search).get("token");
 const sockets = {};
 const timeline = document.getElementById("timeline");
 const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -67,7 +68,10 @@ function setState(source, state, detail) {
 function connect(source) {
   const spec = SOURCES[source];
   const entry = sockets[source] || (sockets[source] = { attempts: 0, cursor: null, ws: null, retry: null });
-  const query = spec.resumable && entry.cursor ? `?cursor=${encodeURIComponent(entry.cursor)}` : "";
+  const params = new URLSearchParams();
+  if (TOKEN) params.set("token", TOKEN);  // the page's own ?token=, passed on to its sockets
+  if (spec.resumable && entry.cursor) params.set("cursor", entry.cursor);
+  const query = params.toString() ? `?${params}` : "";
   const ws = new WebSocket(`${scheme}//${location.host}${spec.path}${query}`);
   entry.ws = ws;
   setState(source, "connecting");
