@@ -7,7 +7,7 @@ import hmac
 import logging
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,6 +15,7 @@ from taskcast import InvalidAddress
 
 from .settings import Settings
 from .showcase.analytics import AnalyticsLimits
+from .showcase.jobs import start_job, watch_path
 from .showcase.messages import MessageText
 
 log = logging.getLogger("web.api")
@@ -111,3 +112,43 @@ async def _body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class JobRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field("default", max_length=64)
+    content: MessageText
+
+
+async def start_job_endpoint(request: Request) -> Response:
+    """``POST /api/jobs {type, content}``: 202 with the ``job_id`` and the ``watch`` path.
+    Open when the showcase is open; with WebSocket tokens set, one of them as a bearer token."""
+    settings: Settings = request.app.state.settings
+    if settings.ws_tokens:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        known = any(hmac.compare_digest(given.strip(), t) for t in settings.ws_tokens)
+        if scheme.lower() != "bearer" or not known:
+            return JSONResponse(
+                {"detail": "a valid bearer token is required"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    raw = await _body(request, MAX_BODY_BYTES)
+    if raw is None:
+        return JSONResponse({"detail": "the body is too large"}, status_code=413)
+    try:
+        body = JobRequestBody.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        return JSONResponse({"detail": errors}, status_code=422)
+    try:
+        job_id = await start_job(request.app, body.type, body.content)
+    except Exception as exc:
+        log.warning("could not start a job: %s", exc)
+        return JSONResponse(
+            {"detail": "the task queue is unavailable; try again shortly"}, status_code=503
+        )
+    return JSONResponse(
+        {"job_id": job_id, "watch": watch_path(request.app, job_id)}, status_code=202
+    )

@@ -22,7 +22,7 @@ from taskcast.consumer import Connections
 from taskcast.metrics import Metrics, MetricsCollector
 from workers.app import create_celery
 
-from .api import broadcast
+from .api import broadcast, start_job_endpoint
 from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
 from .settings import Settings, TokenGrant
 from .showcase import ENDPOINTS
@@ -62,6 +62,7 @@ def create_app(
         Route("/readyz", readyz, name="readyz"),
         Route("/metrics", metrics_endpoint, name="metrics"),
         Route("/api/broadcast", broadcast, methods=["POST"], name="broadcast"),
+        Route("/api/jobs", start_job_endpoint, methods=["POST"], name="jobs"),
         Route("/asyncapi.json", asyncapi_json, name="asyncapi_json"),
         Route("/asyncapi.yaml", asyncapi_yaml, name="asyncapi_yaml"),
         Route("/asyncapi", asyncapi_page, name="asyncapi"),

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     analytics_prefix: str | None = None
     analytics_expiry: PositiveInt = 3600
     analytics_capacity: PositiveInt = 5000
+    # Jobs: each job's events, kept this long after the last one (a finished job's stream
+    # expires then), at most this many per job.
+    jobs_url: str | None = None
+    jobs_prefix: str | None = None
+    jobs_expiry: PositiveInt = 3600
+    jobs_capacity: PositiveInt = 1000
+    # The secret watch tokens are signed with (web and workers alike). Unset: nobody can watch
+    # a job (scripts/run makes one per run).
+    job_secret: SecretStr | None = None
+    # The seed's background jobs pretend to work this long (seconds), in four steps.
+    job_delay: float = Field(2.0, ge=0, le=60)
     # Catch-ups on the reliable layers: entries read at a time (a socket holds at most about two
     # pages of one), and catch-up reads at once per web process.
     replay_page_size: int = Field(100, ge=1, le=10_000)
@@ -163,7 +174,7 @@ class Settings(BaseSettings):
     # The HTTP trigger (POST /api/broadcast) answers only when a bearer token is set.
     broadcast_token: SecretStr | None = None
 
-    @field_validator("flower_password", "broadcast_token", mode="before")
+    @field_validator("flower_password", "broadcast_token", "job_secret", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         # An empty secret is no secret: "" (compose's ${VAR:-}), spaces or invisible characters
@@ -307,6 +318,7 @@ class Settings(BaseSettings):
             "queue": layer("queue", self.queue_expiry, self.queue_capacity),
             "notifications": layer("notifications"),
             "analytics": layer("analytics", self.analytics_expiry, self.analytics_capacity),
+            "jobs": layer("jobs", self.jobs_expiry, self.jobs_capacity),
         }
 
     def consumer_options(

@@ -27,7 +27,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         **prefix,
     }
     app.conf.update(
-        include=["workers.tasks"],
+        include=["workers.tasks", "workers.jobs"],
         task_default_queue=settings.celery_queue,
         task_serializer="json",
         result_serializer="json",

@@ -26,7 +26,7 @@ from .addresses import (
     resolve,
     templates_of,
 )
-from .cursor import Position, decode_cursor
+from .cursor import BEGINNING, Position, decode_cursor
 from .delivery import Delivery, pack_message
 from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
 from .guards import Authenticator, TokenBucket, origin_allowed
@@ -69,6 +69,9 @@ class Consumer(Rendering):
     notices: ClassVar[tuple[type[BaseMessage], ...]] = ()
     # For the documentation: whether those notices are broadcast with ``transient=True``.
     transient_notices: ClassVar[bool] = False
+    # On a layer that keeps messages: a socket with no cursor gets all that is kept, not only
+    # what comes after it joined (a job's watcher).
+    replay_from_start: ClassVar[bool] = False
     authenticator: ClassVar[Authenticator | None] = None
     handlers: ClassVar[HandlerTable]
 
@@ -289,15 +292,16 @@ class Consumer(Rendering):
             await self.layer.group_discard(group, self)
 
     def _resume_positions(self) -> dict[str, Position]:
+        start = dict.fromkeys(self.joined_groups, BEGINNING) if self.replay_from_start else {}
         raw = self.websocket.query_params.get("cursor")
         if raw is None:
-            return {}
+            return start
         try:
             positions = decode_cursor(raw)
         except ValueError:
             self._error(INVALID_CURSOR, "invalid_cursor")
-            return {}
-        return {g: p for g, p in positions.items() if g in self.joined_groups}
+            return start
+        return start | {g: p for g, p in positions.items() if g in self.joined_groups}
 
     def _groups(self) -> tuple[str, ...]:
         # Only the authenticator names the user, only the server the connection: never the URL.

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = ["Position", "decode_cursor", "encode_cursor"]
+__all__ = ["BEGINNING", "Position", "decode_cursor", "encode_cursor"]
 
 _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 _SEQ = re.compile(r"\d{1,19}")
@@ -29,6 +29,10 @@ class Position(NamedTuple):
     epoch: str
     id: str
     seq: int
+
+
+# Before anything a group ever kept: joining with it replays all that is retained.
+BEGINNING = Position("-", "0-0", 0)
 
 
 def encode_cursor(positions: Mapping[str, Position]) -> str:
