@@ -62,6 +62,8 @@ def test_one_channel_per_endpoint_on_the_requests_host(
         "/ws/analytics": "AnalyticsConsumer",
         "/ws/system": "SystemConsumer",
         "/ws/room/{room_name}": "RoomConsumer",
+        "/ws/background_jobs": "BackgroundJobsConsumer",
+        "/ws/jobs/{job_id}": "ShowcaseJobWatcher",
     }
     room = next(c for c in document["channels"].values() if c["title"] == "RoomConsumer")
     assert set(room["parameters"]) == {"room_name"}
