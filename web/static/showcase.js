@@ -8,6 +8,7 @@ const SOURCES = {
   analytics: { label: "Analytics", path: "/ws/analytics", resumable: true },
   system: { label: "System", path: "/ws/system", resumable: false },
   room: { label: "Room", path: null, resumable: false },  // set when a room is joined
+  job: { label: "Job", path: null, resumable: true },  // jobs.js watches one
 };
 // Close codes that say "do not try again": bad credentials, not allowed, a bad room name.
 const FINAL = new Set([1008, 4400, 4401, 4403]);
