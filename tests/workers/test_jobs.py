@@ -4,6 +4,7 @@ watch token."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,8 @@ import workers.jobs  # noqa: F401 - registers the job task on every app
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.settings import Settings
 from workers.jobs import ShowcaseJob, result_text
+
+from .test_redelivery import Runs, runs  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.anyio
 SECRET = "job-secret-for-tests"
@@ -206,3 +209,31 @@ async def test_a_missing_or_wrong_watch_token_is_4403(server: LiveServer, query:
     query = query.format(other=watch_token(SECRET.encode(), "another-job"))
     async with connect(server.ws_url(f"/ws/jobs/some-job{query}")) as watcher:
         assert await watcher.wait_closed() == 4403
+
+
+async def test_a_job_delivered_twice_streams_its_life_once(
+    worker: None,
+    server: LiveServer,
+    celery_app: Celery,
+    runs: Runs,  # noqa: F811
+) -> None:
+    """As when its worker is killed mid-job and the broker hands it out again: the second run
+    appends nothing its first did (keys from task id, state and attempt)."""
+    from taskcast.jobs import watch_token
+
+    job_id = str(uuid.uuid4())
+    kwargs = {"type": "default", "content": "twice"}
+    for count in (1, 2):
+        celery_app.send_task("workers.jobs.run_job", kwargs=kwargs, task_id=job_id)
+        ended = await runs.wait(job_id, count)
+    assert [state for state, _ in ended] == ["SUCCESS", "SUCCESS"]
+    token = watch_token(SECRET.encode(), job_id)
+    async with connect(server.ws_url(f"/ws/jobs/{job_id}?watch={token}")) as watcher:
+        frames = await until_end(watcher)
+        await watcher.expect_nothing(within=0.5)
+    assert states(frames) == [
+        ("queued", None, None),
+        ("started", None, 1),
+        *[("progress", n, None) for n in range(1, 5)],
+        ("succeeded", None, None),
+    ]
