@@ -4,6 +4,10 @@ watch token."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -237,3 +241,32 @@ async def test_a_job_delivered_twice_streams_its_life_once(
         *[("progress", n, None) for n in range(1, 5)],
         ("succeeded", None, None),
     ]
+
+
+async def test_a_job_started_with_celery_call_is_watched_like_any(
+    worker: None, server: LiveServer, settings: Settings
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "TASKCAST_KEY_PREFIX": settings.key_prefix,
+        "TASKCAST_JOB_SECRET": SECRET,
+    }
+
+    def run(*command: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", *command], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    kwargs = '{"type": "generate", "content": "tea"}'
+    job_id = await asyncio.to_thread(
+        run, "celery", "-A", "workers", "call", "workers.jobs.run_job", "-k", kwargs
+    )
+    watch = await asyncio.to_thread(run, "web.watch", job_id)
+    assert watch.startswith(f"/ws/jobs/{job_id}?watch=")
+    async with connect(server.ws_url(watch)) as watcher:
+        frames = await until_end(watcher)
+    assert states(frames)[0] == ("queued", None, None)  # said by the worker: nobody else could
+    assert frames[-1]["payload"]["result"] == result_text("generate", "tea")
