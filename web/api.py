@@ -134,6 +134,10 @@ async def start_job_endpoint(request: Request) -> Response:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+    if not request.app.state.jobs_bucket.take():  # one for the process: no flooding the worker
+        return JSONResponse(
+            {"detail": "too many jobs; slow down"}, status_code=429, headers={"Retry-After": "1"}
+        )
     raw = await _body(request, MAX_BODY_BYTES)
     if raw is None:
         return JSONResponse({"detail": "the body is too large"}, status_code=413)

@@ -26,6 +26,7 @@ from .api import broadcast, start_job_endpoint
 from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
 from .settings import Settings, TokenGrant
 from .showcase import ENDPOINTS
+from .showcase.jobs import job_bucket
 from .tasks import TaskQueue
 
 STATIC = Path(__file__).parent / "static"
@@ -82,6 +83,7 @@ def create_app(
     app.state.publisher = Publisher(layers, settings.address_rules())
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}
+    app.state.jobs_bucket = job_bucket(app)  # POST /api/jobs, for the whole process
     return app
 
 

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     job_secret: SecretStr | None = None
     # The seed's background jobs pretend to work this long (seconds), in four steps.
     job_delay: float = Field(2.0, ge=0, le=60)
+    # Jobs a client may start: per socket on /ws/background_jobs, and per web process through
+    # POST /api/jobs (a second, with a burst); past it, an error status or 429.
+    job_rate: PositiveFloat = 2.0
+    job_burst: PositiveInt = 10
     # Catch-ups on the reliable layers: entries read at a time (a socket holds at most about two
     # pages of one), and catch-up reads at once per web process.
     replay_page_size: int = Field(100, ge=1, le=10_000)

@@ -270,3 +270,26 @@ async def test_a_job_started_with_celery_call_is_watched_like_any(
         frames = await until_end(watcher)
     assert states(frames)[0] == ("queued", None, None)  # said by the worker: nobody else could
     assert frames[-1]["payload"]["result"] == result_text("generate", "tea")
+
+
+async def test_a_client_cannot_flood_the_worker_with_jobs(settings: Settings) -> None:
+    """No worker runs: nothing is waited for but the answers."""
+    from web.app import create_app
+
+    few = settings.model_copy(update={"job_rate": 0.01, "job_burst": 2})
+    with LiveServer(create_app(few)) as server:
+        async with connect(server.ws_url("/ws/background_jobs")) as client:
+            await client.expect("job_status")
+            statuses = []
+            for n in range(3):
+                await client.send({"action": "job", "payload": {"content": f"j{n}"}})
+                await client.expect("job_status")  # queuing
+                statuses.append((await client.expect("job_status"))["payload"])
+            assert [s["status"] for s in statuses] == ["queued", "queued", "error"]
+            assert statuses[-1]["message"] == "❌ Error queuing job: too many jobs; slow down"
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            answers = [
+                (await http.post("/api/jobs", json={"content": f"h{n}"})).status_code
+                for n in range(3)
+            ]
+        assert answers == [202, 202, 429]

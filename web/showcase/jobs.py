@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from taskcast import BaseMessage, Consumer, event_handler, ws_handler
+from taskcast.guards import TokenBucket
 from taskcast.jobs import JobWatcher, queued_event, watch_token
 
 from .messages import MessageText
@@ -80,6 +81,7 @@ class BackgroundJobsConsumer(Consumer):
     tags = ("jobs", "seed")
 
     async def on_connect(self) -> None:
+        self._jobs = job_bucket(self.websocket.app)
         await self.send(_status("connected", "🔄 Background Job Processor: Connected!"))
 
     @ws_handler(
@@ -90,6 +92,8 @@ class BackgroundJobsConsumer(Consumer):
     async def handle_job(self, message: JobRequest) -> JobStatusMessage:
         kind, content = message.payload.type, message.payload.content
         await self.send(_status("queuing", f"⏳ Queuing {kind} job: {content}"))
+        if not self._jobs.take():
+            return _status("error", "❌ Error queuing job: too many jobs; slow down")
         try:
             job_id = await start_job(self.websocket.app, kind, content, reply_to=self.address)
         except Exception as exc:  # the broker is away, full or stalled
@@ -115,6 +119,14 @@ async def start_job(app: object, kind: str, content: str, reply_to: str | None =
     event, to, key = queued_event(job_id)
     await state.publisher.publish(ShowcaseJobWatcher, event, to=to, key=key)
     return job_id
+
+
+def job_bucket(app: object) -> TokenBucket:
+    """How many jobs one client may start (``TASKCAST_JOB_RATE`` a second, with a burst)."""
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    if settings is None:
+        return TokenBucket(2.0, 10)
+    return TokenBucket(settings.job_rate, settings.job_burst)
 
 
 def watch_path(app: object, job_id: str) -> str | None:
