@@ -49,7 +49,7 @@ UNAVAILABLE = ErrorMessage.of("unavailable", "A backend is unavailable; try agai
 RATE_LIMITED = encode(ErrorMessage.of("rate_limited", "Too many frames; slow down"))
 BINARY_REFUSED = encode(ErrorMessage.of("invalid_frame", "Binary frames are not accepted"))
 INVALID_CURSOR = encode(
-    ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; delivering live")
+    ErrorMessage.of("invalid_cursor", "The cursor is not one this server gave; it is ignored")
 )
 
 

@@ -31,7 +31,7 @@ import logging
 from typing import Any, ClassVar, Literal
 
 from celery import Task
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, SecretStr
 
 from .consumer import Consumer
 from .exceptions import ConnectionRefused
@@ -90,13 +90,13 @@ class JobWatcher(Consumer):
     replay_from_start = True
     tags = ("jobs",)
 
-    def secret(self) -> bytes | None:
+    def secret(self) -> bytes | str | SecretStr | None:
         """The server secret watch tokens are signed with (None: watching is off)."""
         return None
 
     async def authenticate(self) -> None:
         await super().authenticate()  # the app's own guard (tokens), if any
-        secret = self.secret()
+        secret = _secret_bytes(self.secret())
         given = self.websocket.query_params.get(WATCH_PARAM, "")
         job_id = str(self.websocket.path_params.get("job_id", ""))
         if not secret or not hmac.compare_digest(given, watch_token(secret, job_id)):
@@ -153,6 +153,14 @@ class StreamedTask(Task):  # type: ignore[misc]
         self.publish_event(
             task_id, "failed", "failed", error_type=type(exc).__name__, error=_one_line(exc)
         )
+
+
+def _secret_bytes(secret: bytes | str | SecretStr | None) -> bytes | None:
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return secret or None
 
 
 def _one_line(exc: BaseException) -> str:

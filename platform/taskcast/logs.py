@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus
 __all__ = ["REDACTED", "RedactQuery", "redact_server_logs"]
 
 REDACTED = "[redacted]"
-_SECRET_NAMES = frozenset({"token", "cursor"})
+_SECRET_NAMES = frozenset({"token", "cursor", "watch"})
 # A query parameter: its name (as sent: maybe percent-encoded) and its value. In a log call's
 # arguments a URL is a string of its own and a value runs to the next "&"; in a message already
 # formatted, to the next space or quote.

@@ -118,7 +118,7 @@ async def test_a_web_process_started_without_redis_becomes_ready_when_it_comes(
         response = await http.get("/readyz")
         assert response.status_code == 503
         assert response.json()["layers"] == dict.fromkeys(
-            ["chat", "queue", "notifications", "analytics"], False
+            ["chat", "queue", "notifications", "analytics", "jobs"], False
         )
         async with connect(web.ws_url("/ws/reliable")) as refused:
             assert await refused.wait_closed() == 1013  # try again later

@@ -11,11 +11,12 @@ from web.settings import Settings
 def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
     layers = Settings().layer_configs()
-    assert sorted(layers) == ["analytics", "chat", "notifications", "queue"]
+    assert sorted(layers) == ["analytics", "chat", "jobs", "notifications", "queue"]
+    assert (layers["jobs"].expiry, layers["jobs"].capacity) == (3600, 1000)
     assert (layers["queue"].expiry, layers["queue"].capacity) == (900, 1000)
     assert (layers["analytics"].expiry, layers["analytics"].capacity) == (3600, 5000)
     assert layers["chat"].expiry is None
-    assert len({config.prefix for config in layers.values()}) == 4
+    assert len({config.prefix for config in layers.values()}) == 5
     assert {config.url for config in layers.values()} == {"redis://127.0.0.1:6379/0"}
 
 

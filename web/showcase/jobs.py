@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from taskcast import BaseMessage, Consumer, event_handler, ws_handler
 from taskcast.guards import TokenBucket
@@ -66,10 +66,10 @@ class ShowcaseJobWatcher(JobWatcher):
 
     layer_alias = "jobs"
 
-    def secret(self) -> bytes | None:
+    def secret(self) -> SecretStr | None:
         settings = getattr(self.websocket.app.state, "settings", None)
-        secret = getattr(settings, "job_secret", None)
-        return None if secret is None else secret.get_secret_value().encode()
+        secret: SecretStr | None = getattr(settings, "job_secret", None)
+        return secret
 
 
 class BackgroundJobsConsumer(Consumer):

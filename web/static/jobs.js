@@ -49,7 +49,7 @@ function watchJob(job, attempts = 0) {
       if (frame.cursor) job.cursor = frame.cursor;
       if (p.state === "succeeded" || p.state === "failed") {
         sessionStorage.removeItem(JOB_KEY);
-        setState("job", "closed", p.state);
+        setState("job", "done", p.state);
         jobSocket = null;
         ws.close(1000);
         return;
