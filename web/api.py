@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,7 +15,7 @@ from taskcast import InvalidAddress
 
 from .settings import Settings
 from .showcase.analytics import AnalyticsLimits
-from .showcase.jobs import start_job, watch_path
+from .showcase.jobs import JobInput, start_job, watch_path
 from .showcase.messages import MessageText
 
 log = logging.getLogger("web.api")
@@ -53,30 +53,11 @@ async def broadcast(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     if settings.broadcast_token is None:
         return JSONResponse({"detail": "Not Found"}, status_code=404)
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = settings.broadcast_token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        return JSONResponse(
-            {"detail": "a valid bearer token is required"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        async with asyncio.timeout(settings.handshake_timeout):  # a body that trickles
-            raw = await _body(request, MAX_BODY_BYTES)
-    except TimeoutError:
-        return JSONResponse({"detail": "the body took too long"}, status_code=408)
-    except ClientDisconnect:  # gone mid-body: nobody to answer
-        return Response(status_code=400)
-    if raw is None:
-        return JSONResponse(
-            {"detail": f"the body is larger than {MAX_BODY_BYTES} bytes"}, status_code=413
-        )
-    try:
-        body = BroadcastRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        return JSONResponse({"detail": errors}, status_code=422)
+    if not _bearer_is(request, [settings.broadcast_token.get_secret_value()]):
+        return unauthorized()
+    body = await _read(request, settings, BroadcastRequest)
+    if isinstance(body, Response):
+        return body
     if body.target == "analytics":  # the rule the task applies: refused here, not in the task
         try:
             AnalyticsLimits.of(settings).event(body.message)
@@ -114,38 +95,27 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-class JobRequestBody(BaseModel):
+class JobRequestBody(JobInput):
     model_config = ConfigDict(extra="forbid")
-
-    type: str = Field("default", max_length=64)
-    content: MessageText
 
 
 async def start_job_endpoint(request: Request) -> Response:
     """``POST /api/jobs {type, content}``: 202 with the ``job_id`` and the ``watch`` path.
-    Open when the showcase is open; with WebSocket tokens set, one of them as a bearer token."""
+    Open when the showcase is open; with WebSocket tokens set, a bearer token among them that
+    opens ``/ws/background_jobs`` (what the same client could do over a socket)."""
     settings: Settings = request.app.state.settings
     if settings.ws_tokens:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        known = any(hmac.compare_digest(given.strip(), t) for t in settings.ws_tokens)
-        if scheme.lower() != "bearer" or not known:
-            return JSONResponse(
-                {"detail": "a valid bearer token is required"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        grants = settings.token_authenticator().tokens  # type: ignore[union-attr]
+        allowed = [t for t, g in grants.items() if g.paths is None or JOBS_PATH in g.paths]
+        if not _bearer_is(request, allowed):
+            return unauthorized()
+    body = await _read(request, settings, JobRequestBody)
+    if isinstance(body, Response):
+        return body
     if not request.app.state.jobs_bucket.take():  # one for the process: no flooding the worker
         return JSONResponse(
             {"detail": "too many jobs; slow down"}, status_code=429, headers={"Retry-After": "1"}
         )
-    raw = await _body(request, MAX_BODY_BYTES)
-    if raw is None:
-        return JSONResponse({"detail": "the body is too large"}, status_code=413)
-    try:
-        body = JobRequestBody.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        return JSONResponse({"detail": errors}, status_code=422)
     try:
         job_id = await start_job(request.app, body.type, body.content)
     except Exception as exc:
@@ -156,3 +126,47 @@ async def start_job_endpoint(request: Request) -> Response:
     return JSONResponse(
         {"job_id": job_id, "watch": watch_path(request.app, job_id)}, status_code=202
     )
+
+
+JOBS_PATH = "/ws/background_jobs"
+
+
+def unauthorized() -> Response:
+    return JSONResponse(
+        {"detail": "a valid bearer token is required"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _bearer_is(request: Request, tokens: list[str]) -> bool:
+    """Whether the request's bearer token is one of ``tokens`` (compared as bytes, in constant
+    time per token: any header, even one that is not ASCII, is just refused)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    sent = given.strip().encode()
+    matches = [hmac.compare_digest(sent, token.encode()) for token in tokens]
+    return scheme.lower() == "bearer" and any(matches)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _read(request: Request, settings: Settings, model: type[M]) -> M | Response:
+    """The body as ``model``, or the answer to give instead: 408 for a body that trickles, 413
+    past the limit (before it is read), 422 for a bad one; a client gone mid-body gets 400."""
+    try:
+        async with asyncio.timeout(settings.handshake_timeout):
+            raw = await _body(request, MAX_BODY_BYTES)
+    except TimeoutError:
+        return JSONResponse({"detail": "the body took too long"}, status_code=408)
+    except ClientDisconnect:  # nobody to answer
+        return Response(status_code=400)
+    if raw is None:
+        return JSONResponse(
+            {"detail": f"the body is larger than {MAX_BODY_BYTES} bytes"}, status_code=413
+        )
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        return JSONResponse({"detail": errors}, status_code=422)

@@ -4,6 +4,7 @@ prints ``/ws/jobs/<id>?watch=<token>``, signed with ``TASKCAST_JOB_SECRET``."""
 from __future__ import annotations
 
 import sys
+from urllib.parse import quote
 
 from taskcast.jobs import watch_token
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("taskcast: TASKCAST_JOB_SECRET is not set: jobs cannot be watched")
     job_id = args[0].strip()
     token = watch_token(settings.job_secret.get_secret_value().encode(), job_id)
-    print(f"/ws/jobs/{job_id}?watch={token}")
+    print(f"/ws/jobs/{quote(job_id, safe='')}?watch={token}")
 
 
 if __name__ == "__main__":

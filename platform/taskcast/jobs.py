@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from typing import Any, ClassVar, Literal
 
 from celery import Task
-from pydantic import BaseModel, JsonValue, SecretStr
+from pydantic import BaseModel, Field, JsonValue, SecretStr
 
 from .consumer import Consumer
 from .exceptions import ConnectionRefused
@@ -50,6 +51,8 @@ __all__ = [
 
 log = logging.getLogger("taskcast.jobs")
 
+MAX_RESULT_BYTES = 64 * 1024  # a result streamed to watchers, as JSON
+MAX_MESSAGE_CHARS = 1000  # a progress message
 JobState = Literal["queued", "started", "progress", "retry", "succeeded", "failed"]
 WATCH_PARAM = "watch"
 
@@ -61,9 +64,9 @@ class JobEventPayload(BaseModel):
     state: JobState
     attempt: int | None = None  # started, retry: 1 for the first run
     reason: str | None = None  # retry: why
-    current: int | None = None  # progress
-    total: int | None = None  # progress
-    message: str | None = None  # progress: optional text
+    current: int | None = Field(None, ge=0)  # progress
+    total: int | None = Field(None, ge=0)  # progress
+    message: str | None = None  # progress: optional text; succeeded: why no result
     result: JsonValue = None  # succeeded
     error_type: str | None = None  # failed (no traceback)
     error: str | None = None  # failed
@@ -99,7 +102,8 @@ class JobWatcher(Consumer):
         secret = _secret_bytes(self.secret())
         given = self.websocket.query_params.get(WATCH_PARAM, "")
         job_id = str(self.websocket.path_params.get("job_id", ""))
-        if not secret or not hmac.compare_digest(given, watch_token(secret, job_id)):
+        expected = watch_token(secret, job_id).encode() if secret else b""
+        if not secret or not hmac.compare_digest(given.encode(), expected):
             raise ConnectionRefused(4403, "a valid watch token is required for this job")
 
     @event_handler(summary="A step of the job's life")
@@ -116,17 +120,21 @@ class StreamedTask(Task):  # type: ignore[misc]
         raise NotImplementedError("a StreamedTask needs publisher()")
 
     def publish_event(self, job_id: str, state: JobState, key: str, **fields: Any) -> None:
-        event = JobEvent(payload=JobEventPayload(job_id=job_id, state=state, **fields))
-        to = {"job_id": job_id}
-        self.publisher().publish(self.watcher, event, to=to, key=f"{job_id}:{key}")
+        """Append one event; a failure (the layer's Redis away, a job id no group can have, a
+        field out of range) is logged in one line and never stops or loses the task."""
+        try:
+            event = JobEvent(payload=JobEventPayload(job_id=job_id, state=state, **fields))
+            to = {"job_id": job_id}
+            self.publisher().publish(self.watcher, event, to=to, key=f"{job_id}:{key}")
+        except Exception as exc:
+            log.warning("job %s: its %s event was not streamed: %s", job_id, state, _one_line(exc))
 
     # Celery's hooks ----------------------------------------------------------------------------
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         # A task sent by name (`celery call`) has nobody to say "queued" before it: say it here,
         # under the key a sender uses, so it is said once either way.
-        event, to, key = queued_event(task_id)
-        self.publisher().publish(self.watcher, event, to=to, key=key)
+        self.publish_event(task_id, "queued", "queued")
         attempt = self.request.retries + 1
         self.publish_event(task_id, "started", f"started:{attempt}", attempt=attempt)
 
@@ -134,7 +142,8 @@ class StreamedTask(Task):  # type: ignore[misc]
         """Report progress from inside the task (one event per ``current`` per attempt)."""
         job_id = self.request.id
         key = f"progress:{self.request.retries + 1}:{current}"
-        self.publish_event(job_id, "progress", key, current=current, total=total, message=message)
+        text = None if message is None else str(message)[:MAX_MESSAGE_CHARS]
+        self.publish_event(job_id, "progress", key, current=current, total=total, message=text)
 
     def on_retry(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -145,7 +154,8 @@ class StreamedTask(Task):  # type: ignore[misc]
         )
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        self.publish_event(task_id, "succeeded", "succeeded", result=retval)
+        result, note = streamable(retval)
+        self.publish_event(task_id, "succeeded", "succeeded", result=result, message=note)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -153,6 +163,21 @@ class StreamedTask(Task):  # type: ignore[misc]
         self.publish_event(
             task_id, "failed", "failed", error_type=type(exc).__name__, error=_one_line(exc)
         )
+
+
+def streamable(value: Any) -> tuple[JsonValue, str | None]:
+    """A result as JSON a watcher can take: what JSON cannot say is said as text (a datetime,
+    bytes; keys become strings), and a result over ``MAX_RESULT_BYTES`` is left out with a
+    note — the job always ends with its event."""
+    try:
+        text = json.dumps(value, default=str, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(value)[:MAX_RESULT_BYTES], ensure_ascii=False)
+    size = len(text.encode())
+    if size > MAX_RESULT_BYTES:
+        return None, f"the result is too large to stream ({size} bytes)"
+    result: JsonValue = json.loads(text)
+    return result, None
 
 
 def _secret_bytes(secret: bytes | str | SecretStr | None) -> bytes | None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -58,6 +59,15 @@ def worker(celery_app: Celery) -> Iterator[None]:
     @celery_app.task(bind=True, base=ShowcaseJob, name="test.broken", shared=False)
     def broken(self: ShowcaseJob) -> None:
         raise RuntimeError("the disk is full")
+
+    @celery_app.task(bind=True, base=ShowcaseJob, name="test.dated", shared=False)
+    def dated(self: ShowcaseJob) -> Any:
+        self.progress(0.5, -1, "not a step")  # type: ignore[arg-type] - refused, not fatal
+        return {"at": datetime(2026, 11, 26, tzinfo=UTC), 1: b"raw"}
+
+    @celery_app.task(bind=True, base=ShowcaseJob, name="test.huge", shared=False)
+    def huge(self: ShowcaseJob) -> str:
+        return "x" * 100_000
 
     with start_worker(
         celery_app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
@@ -206,7 +216,7 @@ async def test_a_retried_job_and_a_failed_one(
             assert "Traceback" not in str(payload)
 
 
-@pytest.mark.parametrize("query", ["", "?watch=", "?watch=0123", "?watch={other}"])
+@pytest.mark.parametrize("query", ["", "?watch=", "?watch=0123", "?watch={other}", "?watch=%C3%A9"])
 async def test_a_missing_or_wrong_watch_token_is_4403(server: LiveServer, query: str) -> None:
     from taskcast.jobs import watch_token
 
@@ -293,3 +303,64 @@ async def test_a_client_cannot_flood_the_worker_with_jobs(settings: Settings) ->
                 for n in range(3)
             ]
         assert answers == [202, 202, 429]
+
+
+async def test_a_job_always_ends_with_its_event_whatever_it_returns(
+    worker: None, server: LiveServer, celery_app: Celery
+) -> None:
+    from taskcast.jobs import watch_token
+
+    ends = {}
+    for name in ("test.dated", "test.huge"):
+        job_id = celery_app.send_task(name).id
+        token = watch_token(SECRET.encode(), job_id)
+        async with connect(server.ws_url(f"/ws/jobs/{job_id}?watch={token}")) as watcher:
+            ends[name] = (await until_end(watcher))[-1]["payload"]
+    assert ends["test.dated"]["state"] == "succeeded"  # the bad progress was dropped, not fatal
+    assert ends["test.dated"]["result"] == {"at": "2026-11-26 00:00:00+00:00", "1": "b'raw'"}
+    assert ends["test.huge"]["state"] == "succeeded"
+    assert ends["test.huge"]["result"] is None
+    assert ends["test.huge"]["message"] == "the result is too large to stream (100002 bytes)"
+
+
+async def test_a_job_runs_when_its_stream_cannot_be_written(settings: Settings) -> None:
+    """The jobs layer's Redis is away: watchers miss the events, but the job is not lost."""
+    import workers.tasks  # noqa: F401 - registers the tasks
+    from workers.app import create_celery
+
+    away = settings.model_copy(update={"jobs_url": "redis://127.0.0.1:9/0", "job_delay": 0.0})
+    app = create_celery(away)
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False):
+        result = app.send_task("workers.jobs.run_job", kwargs={"content": "still runs"})
+        assert await asyncio.to_thread(result.get, timeout=30) == "✅ Processed: STILL RUNS"
+
+
+async def test_the_http_endpoint_takes_the_tokens_that_open_the_jobs_socket(
+    settings: Settings,
+) -> None:
+    from web.app import create_app
+
+    tokens = {"chat-only": ["/ws/chat"], "jobs": ["/ws/background_jobs"], "any": None}
+    grants = Settings(ws_tokens=tokens).ws_tokens
+    with LiveServer(create_app(settings.model_copy(update={"ws_tokens": grants}))) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+
+            async def post(token: str) -> int:  # latin-1 on the wire, as a raw header can be
+                headers = {"Authorization": b"Bearer " + token.encode("latin-1")}
+                answer = await http.post("/api/jobs", json={"content": "x"}, headers=headers)
+                return answer.status_code
+
+            assert [await post(t) for t in ("chat-only", "jobs", "any", "\u00e9")] == [
+                401,
+                202,
+                202,
+                401,
+            ]
+
+
+async def test_a_job_type_is_a_short_name(server: LiveServer) -> None:
+    async with connect(server.ws_url("/ws/background_jobs")) as client:
+        await client.expect("job_status")
+        for bad in ("t" * 65, "a\u0000b", ""):
+            await client.send({"action": "job", "payload": {"type": bad, "content": "x"}})
+            assert (await client.expect("error"))["payload"]["code"] == "invalid_payload"

@@ -3,9 +3,10 @@ the one socket that queued it), and watching any job's life (``/ws/jobs/{job_id}
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from taskcast import BaseMessage, Consumer, event_handler, ws_handler
 from taskcast.guards import TokenBucket
@@ -13,12 +14,14 @@ from taskcast.jobs import JobWatcher, queued_event, watch_token
 
 from .messages import MessageText
 
+log = logging.getLogger("web.showcase.jobs")
+
 JOB_TASK = "workers.jobs.run_job"
 JOB_TYPES = ("translate", "analyze", "generate", "default")
 
 
 class JobInput(BaseModel):
-    type: str = "default"
+    type: str = Field("default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     content: MessageText
 
 
@@ -117,7 +120,10 @@ async def start_job(app: object, kind: str, content: str, reply_to: str | None =
         JOB_TASK, {"type": kind, "content": content, "reply_to": reply_to}
     )
     event, to, key = queued_event(job_id)
-    await state.publisher.publish(ShowcaseJobWatcher, event, to=to, key=key)
+    try:
+        await state.publisher.publish(ShowcaseJobWatcher, event, to=to, key=key)
+    except Exception as exc:  # queued all the same: the worker says "queued" as it starts
+        log.warning("job %s: its queued event was not streamed: %s", job_id, exc)
     return job_id
 
 
