@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import ClassVar
 
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 from .addresses import (
@@ -26,6 +25,7 @@ from .addresses import (
     resolve,
     templates_of,
 )
+from .asgi import ConsumerApp
 from .cursor import BEGINNING, Position, decode_cursor
 from .delivery import Delivery, pack_message
 from .exceptions import ConnectionRefused, DefinitionError, InvalidPayload, LayerUnavailable
@@ -72,6 +72,8 @@ class Consumer(Rendering):
     # On a layer that keeps messages: a socket with no cursor gets all that is kept, not only
     # what comes after it joined (a job's watcher).
     replay_from_start: ClassVar[bool] = False
+    # For the documentation: query parameters the consumer requires (name → description).
+    query_parameters: ClassVar[dict[str, str]] = {}
     authenticator: ClassVar[Authenticator | None] = None
     handlers: ClassVar[HandlerTable]
 
@@ -384,24 +386,6 @@ class Consumer(Rendering):
                 await self.websocket.close(code, close_reason(reason))
             except Exception:  # already closing from the other side
                 log.debug("close(%s) on a closing socket", code)
-
-
-class ConsumerApp:
-    """The ASGI app of one consumer class: a new consumer instance per connection."""
-
-    def __init__(
-        self, consumer: type[Consumer], layer: ChannelLayer | None, options: ConsumerOptions
-    ) -> None:
-        self.consumer = consumer
-        self.layer = layer
-        self.options = options
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            raise RuntimeError(f"{self.consumer.__qualname__} serves WebSocket connections only")
-        if self.options.route is not None:
-            scope["taskcast.route"] = self.options.route  # for the token rules (guards)
-        await self.consumer(WebSocket(scope, receive, send), self.layer, self.options).run()
 
 
 Consumer.handlers = HandlerTable.collect(Consumer)

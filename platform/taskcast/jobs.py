@@ -92,6 +92,10 @@ class JobWatcher(Consumer):
     groups = ("job:{job_id}",)
     replay_from_start = True
     tags = ("jobs",)
+    query_parameters: ClassVar[dict[str, str]] = {
+        WATCH_PARAM: "The job's watch token, handed out with the job; without it, or with "
+        "another job's, the socket is closed with 4403."
+    }
 
     def secret(self) -> bytes | str | SecretStr | None:
         """The server secret watch tokens are signed with (None: watching is off)."""

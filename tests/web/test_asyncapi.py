@@ -68,6 +68,9 @@ def test_one_channel_per_endpoint_on_the_requests_host(
     room = next(c for c in document["channels"].values() if c["title"] == "RoomConsumer")
     assert set(room["parameters"]) == {"room_name"}
     assert "room:{room_name}" in room["parameters"]["room_name"]["description"]
+    jobs = next(c for c in document["channels"].values() if c["title"] == "ShowcaseJobWatcher")
+    query = jobs["bindings"]["ws"]["query"]
+    assert set(query["properties"]) == {"cursor", "watch"} and query["required"] == ["watch"]
     page = httpx.get(f"{server.url}/asyncapi").text
     assert "<code>{room_name}</code>: A path parameter" in page
 

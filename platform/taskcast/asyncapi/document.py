@@ -108,7 +108,13 @@ class _Builder:
         if names := _PARAM.findall(path):
             channel["parameters"] = {name: _parameter(name, consumer) for name in names}
         if keeps_messages:
-            channel["bindings"] = {"ws": {"bindingVersion": "0.1.0", "query": _CURSOR_QUERY}}
+            query = _CURSOR_QUERY
+            if consumer.query_parameters:  # the consumer's own (a job's watch token)
+                own = {name: {"type": "string", "description": text}
+                       for name, text in consumer.query_parameters.items()}  # fmt: skip
+                query = {**query, "properties": {**query["properties"], **own}}
+                query["required"] = sorted(consumer.query_parameters)
+            channel["bindings"] = {"ws": {"bindingVersion": "0.1.0", "query": query}}
         self.channels[channel_id] = channel
         tags = [{"name": tag} for tag in consumer.tags]
 
