@@ -210,6 +210,8 @@ class Settings(BaseSettings):
         # while the operator thinks them closed: refuse to start instead.
         if any(not _visible(token) or token != token.strip() for token in value):
             raise ValueError("a token may not be empty, blank or start or end with spaces")
+        if not all(token.isascii() for token in value):  # a header carries it as latin-1
+            raise ValueError("a token must be ASCII")
         return value
 
     @field_validator("group_value_pattern")

@@ -131,7 +131,7 @@ class StreamedTask(Task):  # type: ignore[misc]
             to = {"job_id": job_id}
             self.publisher().publish(self.watcher, event, to=to, key=f"{job_id}:{key}")
         except Exception as exc:
-            log.warning("job %s: its %s event was not streamed: %s", job_id, state, _one_line(exc))
+            log.warning("job %r: its %s event was not streamed: %s", job_id, state, _one_line(exc))
 
     # Celery's hooks ----------------------------------------------------------------------------
 
@@ -175,8 +175,11 @@ def streamable(value: Any) -> tuple[JsonValue, str | None]:
     note — the job always ends with its event."""
     try:
         text = json.dumps(value, default=str, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = json.dumps(repr(value)[:MAX_RESULT_BYTES], ensure_ascii=False)
+    except Exception:  # not JSON (NaN, too deep, a __str__ that raises...): its repr, or less
+        try:
+            text = json.dumps(repr(value)[:MAX_RESULT_BYTES], ensure_ascii=False)
+        except Exception:
+            text = json.dumps(f"<a {type(value).__name__} that cannot be shown>")
     size = len(text.encode())
     if size > MAX_RESULT_BYTES:
         return None, f"the result is too large to stream ({size} bytes)"
@@ -193,7 +196,10 @@ def _secret_bytes(secret: bytes | str | SecretStr | None) -> bytes | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # an exception whose message cannot be made
+        text = ""
     return text[:500] or type(exc).__name__
 
 

@@ -86,3 +86,9 @@ def test_flower_credentials_it_would_split_are_refused(
     with pytest.raises(SystemExit, match=variable) as refused:
         Settings.load()
     assert "horse" not in str(refused.value)
+
+
+def test_a_token_is_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCAST_WS_TOKENS", json.dumps({"café": None}))
+    with pytest.raises(SystemExit, match="must be ASCII"):
+        Settings.load()
