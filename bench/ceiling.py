@@ -51,21 +51,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     task.cancel()
 
 
-async def endpoint(ws: WebSocket) -> None:
+async def serve(ws: WebSocket, members: set[WebSocket]) -> None:
+    """Hold ``ws`` in ``members`` until it goes (what it sends is read and dropped)."""
     await ws.accept()
-    sockets.add(ws)
-    try:
-        while True:
-            await ws.receive_text()
-    except WebSocketDisconnect:
-        pass
-    finally:
-        sockets.discard(ws)
-
-
-async def room(ws: WebSocket) -> None:
-    await ws.accept()
-    members = rooms.setdefault(ws.path_params["room"], set())
     members.add(ws)
     try:
         while True:
@@ -74,8 +62,17 @@ async def room(ws: WebSocket) -> None:
         pass
     finally:
         members.discard(ws)
-        if not members:
-            rooms.pop(ws.path_params["room"], None)
+
+
+async def endpoint(ws: WebSocket) -> None:
+    await serve(ws, sockets)
+
+
+async def room(ws: WebSocket) -> None:
+    name = ws.path_params["room"]
+    await serve(ws, rooms.setdefault(name, set()))
+    if not rooms.get(name):
+        rooms.pop(name, None)
 
 
 app = Starlette(

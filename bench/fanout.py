@@ -56,10 +56,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start_server(target: str, port: int, prefix: str) -> subprocess.Popen[bytes]:
+def start_server(
+    target: str, port: int, prefix: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PORT": str(port), "REDIS_URL": REDIS_URL}
     env |= {"TASKCAST_LOG_LEVEL": "warning", "TASKCAST_KEY_PREFIX": prefix}
-    env |= {"CEILING_CHANNEL": f"{prefix}:ceiling"}
+    env |= {"CEILING_CHANNEL": f"{prefix}:ceiling", **(extra or {})}
     if target == "ceiling":
         command = [sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--port", str(port)]
         # The same server settings as `python -m web`, so that only the application differs.
@@ -77,6 +79,21 @@ def start_server(target: str, port: int, prefix: str) -> subprocess.Popen[bytes]
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("server did not start")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def drop_prefix(client: redis.Redis, prefix: str) -> None:
+    """Delete what a run left in Redis under its key prefix."""
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 # Client processes -----------------------------------------------------------------------------
@@ -330,14 +347,8 @@ def run(
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        keys = list(publisher.redis.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            publisher.redis.delete(*keys)
+        stop_server(server)
+        drop_prefix(publisher.redis, prefix)
 
 
 def suite() -> None:

@@ -21,16 +21,12 @@ import asyncio
 import contextlib
 import json
 import multiprocessing as mp
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,29 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fanout import (  # noqa: E402 - after the path
     REDIS_URL,
+    drop_prefix,
     free_port,
     percentile,
     rss_kib,
     start_server,
+    stop_server,
 )
 
 SECRET = "bench-secret"
-
-
-def start_web(port: int, prefix: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PORT": str(port), "REDIS_URL": REDIS_URL}
-    env |= {"TASKCAST_LOG_LEVEL": "warning", "TASKCAST_KEY_PREFIX": prefix}
-    env |= {"TASKCAST_JOB_SECRET": SECRET, "TASKCAST_MAX_CONNECTIONS": "20000"}
-    process = subprocess.Popen([sys.executable, "-m", "web"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the web process did not start")
 
 
 def watchers(urls: list[str], steps: int, conn: Any) -> None:
@@ -120,7 +102,8 @@ def run(target: str, jobs: int, steps: int, rate: float, procs: int) -> dict[str
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
     port = free_port()
     # The ceiling: its rooms (one pattern subscription), a raw PUBLISH of a ready frame per event.
-    web = start_web(port, prefix) if target == "taskcast" else start_server("ceiling", port, prefix)
+    extra = {"TASKCAST_JOB_SECRET": SECRET, "TASKCAST_MAX_CONNECTIONS": "20000"}
+    web = start_server("pubsub" if target == "taskcast" else "ceiling", port, prefix, extra)
     store = redis.Redis.from_url(REDIS_URL)
     settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
     publisher = SyncPublisher.from_configs(settings.layer_configs())
@@ -191,14 +174,8 @@ def run(target: str, jobs: int, steps: int, rate: float, procs: int) -> dict[str
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
-        web.send_signal(signal.SIGINT)
-        try:
-            web.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            web.kill()
-        keys = list(store.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            store.delete(*keys)
+        stop_server(web)
+        drop_prefix(store, prefix)
 
 
 def _commands(store: redis.Redis) -> int:

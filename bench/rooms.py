@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -35,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 from bench.fanout import (  # noqa: E402 - after the path
     REDIS_URL,
     NodeClients,
+    drop_prefix,
     free_port,
     node_available,
     percentile,
     start_server,
+    stop_server,
 )
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -136,17 +136,12 @@ def run(target: str, layout: str, clients_n: int, broadcasts: int) -> dict[str, 
             "channels_subscribed": channels,
         }
     finally:
-        clients.join(timeout=60) if not clients.is_alive() else clients.kill()
+        if clients.is_alive():
+            clients.kill()
         if os.path.exists(out):
             os.unlink(out)
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        keys = list(publisher.redis.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            publisher.redis.delete(*keys)
+        stop_server(server)
+        drop_prefix(publisher.redis, prefix)
 
 
 def main() -> None:

@@ -104,11 +104,9 @@ async def start_job_endpoint(request: Request) -> Response:
     Open when the showcase is open; with WebSocket tokens set, a bearer token among them that
     opens ``/ws/background_jobs`` (what the same client could do over a socket)."""
     settings: Settings = request.app.state.settings
-    if settings.ws_tokens:
-        grants = settings.token_authenticator().tokens  # type: ignore[union-attr]
-        allowed = [t for t, g in grants.items() if g.paths is None or JOBS_PATH in g.paths]
-        if not _bearer_is(request, allowed):
-            return unauthorized()
+    allowed = request.app.state.job_tokens
+    if allowed is not None and not _bearer_is(request, allowed):
+        return unauthorized()
     body = await _read(request, settings, JobRequestBody)
     if isinstance(body, Response):
         return body
@@ -129,6 +127,16 @@ async def start_job_endpoint(request: Request) -> Response:
 
 
 JOBS_PATH = "/ws/background_jobs"
+
+
+def job_tokens(settings: Settings) -> list[str] | None:
+    """The tokens ``POST /api/jobs`` takes: those that open ``JOBS_PATH`` (None: no tokens
+    set, the endpoint is open)."""
+    authenticator = settings.token_authenticator()
+    if authenticator is None:
+        return None
+    grants = authenticator.tokens.items()
+    return [t for t, g in grants if g.paths is None or JOBS_PATH in g.paths]
 
 
 def unauthorized() -> Response:

@@ -22,7 +22,7 @@ from taskcast.consumer import Connections
 from taskcast.metrics import Metrics, MetricsCollector
 from workers.app import create_celery
 
-from .api import broadcast, start_job_endpoint
+from .api import broadcast, job_tokens, start_job_endpoint
 from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
 from .settings import Settings, TokenGrant
 from .showcase import ENDPOINTS
@@ -84,6 +84,7 @@ def create_app(
     app.state.tasks = TaskQueue(create_celery(settings))
     app.state.asyncapi = {}
     app.state.jobs_bucket = job_bucket(app)  # POST /api/jobs, for the whole process
+    app.state.job_tokens = job_tokens(settings)
     return app
 
 

@@ -21,24 +21,27 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import Reject
 from celery.worker.consumer import Consumer
 
+from taskcast.layers.redis_common import Backoff as Delays
+
 logger = logging.getLogger(__name__)
 MAX_WAIT = 10.0  # seconds between two tries, at most
 
 
 class Backoff:
-    """Exponential waits from ``first`` up to ``MAX_WAIT``; says so in the log once per spell."""
+    """The layers' reconnect delays (exponential with jitter), from 0.5 s up to ``MAX_WAIT``;
+    says so in the log once per spell."""
 
-    def __init__(self, what: str, first: float = 0.5) -> None:
+    def __init__(self, what: str) -> None:
         self.what = what
-        self.first = first
         self.tries = 0
+        self._delays = Delays(0.5, MAX_WAIT)
 
     def delay(self, exc: BaseException) -> float:
         """How long to wait before the next try (the first failure of a spell is logged)."""
         if self.tries == 0:
             logger.warning("%s: %s; trying again until Redis takes it", self.what, _reason(exc))
         self.tries += 1
-        return min(self.first * 2 ** (self.tries - 1), MAX_WAIT)
+        return self._delays.next()
 
     def wait(self, exc: BaseException) -> None:
         time.sleep(self.delay(exc))
@@ -47,6 +50,7 @@ class Backoff:
         if self.tries:
             logger.warning("%s: done after %d tries", self.what, self.tries + 1)
         self.tries = 0
+        self._delays.reset()
 
 
 WAITED_OUT = (redis.OutOfMemoryError, redis.ConnectionError, redis.TimeoutError)
