@@ -89,6 +89,18 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.kill()
 
 
+def clean_up(
+    children: list[Any], server: subprocess.Popen[bytes], client: redis.Redis, prefix: str
+) -> None:
+    """After a run: its client processes ended, its server stopped, its keys deleted."""
+    for process in children:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+    stop_server(server)
+    drop_prefix(client, prefix)
+
+
 def drop_prefix(client: redis.Redis, prefix: str) -> None:
     """Delete what a run left in Redis under its key prefix."""
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -343,12 +355,7 @@ def run(
             "server_rss_growth_during_broadcasts_kib": busy_rss - idle_after,
         }
     finally:
-        for process in children:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-        stop_server(server)
-        drop_prefix(publisher.redis, prefix)
+        clean_up(children, server, publisher.redis, prefix)
 
 
 def suite() -> None:

@@ -34,12 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fanout import (  # noqa: E402 - after the path
     REDIS_URL,
-    drop_prefix,
+    clean_up,
     free_port,
     percentile,
     rss_kib,
     start_server,
-    stop_server,
 )
 
 SECRET = "bench-secret"
@@ -170,12 +169,7 @@ def run(target: str, jobs: int, steps: int, rate: float, procs: int) -> dict[str
             "web_rss_per_watched_job_kib": round((watched - before) / jobs, 1),
         }
     finally:
-        for process in children:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-        stop_server(web)
-        drop_prefix(store, prefix)
+        clean_up(children, web, store, prefix)
 
 
 def _commands(store: redis.Redis) -> int:
