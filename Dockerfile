@@ -4,6 +4,7 @@ FROM python:3.11-slim
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY platform platform
+COPY showcase showcase
 COPY web web
 COPY workers workers
 RUN pip install --no-cache-dir . && rm -rf /src

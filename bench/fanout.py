@@ -224,9 +224,9 @@ class Publisher:
         self.redis = redis.Redis.from_url(REDIS_URL)
         if target in ("pubsub", "reliable", "idle"):
             from taskcast import SyncPublisher
-            from web.settings import Settings
-            from web.showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
-            from web.showcase.messages import SystemNotify
+            from showcase.settings import Settings
+            from showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
+            from showcase.messages import SystemNotify
 
             settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
             self.sync = SyncPublisher.from_configs(settings.layer_configs())

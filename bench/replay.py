@@ -51,7 +51,7 @@ class Analytics:
 
     def __init__(self, prefix: str) -> None:
         from taskcast import SyncPublisher
-        from web.settings import Settings
+        from showcase.settings import Settings
 
         self.prefix = prefix
         self.redis = redis.Redis.from_url(REDIS_URL)
@@ -60,8 +60,8 @@ class Analytics:
         )
 
     def send(self, name: str, padding: int = 100) -> None:
-        from web.showcase import AnalyticsConsumer
-        from web.showcase.messages import AnalyticsEvent, AnalyticsPayload
+        from showcase import AnalyticsConsumer
+        from showcase.messages import AnalyticsEvent, AnalyticsPayload
 
         payload = AnalyticsPayload(event=name, data={"pad": "x" * padding})
         self.sync.publish(AnalyticsConsumer, AnalyticsEvent(payload=payload))
@@ -70,7 +70,7 @@ class Analytics:
         """A position before every kept message (what a client that saw none of them holds)."""
         import base64
 
-        epoch = self.redis.hget(f"{self.prefix}:analytics:meta:analytics", "epoch")
+        epoch = self.redis.hget(f"{self.prefix}:analytics:{{analytics}}:meta", "epoch")
         raw = "\x1f".join(("analytics", (epoch or b"-").decode(), "0-0", "0"))
         return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
 

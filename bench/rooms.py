@@ -68,7 +68,7 @@ class Publisher:
         self.channel = f"{prefix}:ceiling:room:"
         if target == "taskcast":
             from taskcast import SyncPublisher
-            from web.settings import Settings
+            from showcase.settings import Settings
 
             settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
             self.sync = SyncPublisher.from_configs(settings.layer_configs())
@@ -78,8 +78,8 @@ class Publisher:
             frame = {"action": "room_notification", "payload": {"message": text, "room_name": room}}
             self.redis.publish(self.channel + room, json.dumps(frame))
         else:
-            from web.showcase import RoomConsumer
-            from web.showcase.messages import SystemNotify
+            from showcase import RoomConsumer
+            from showcase.messages import SystemNotify
 
             self.sync.publish(RoomConsumer, SystemNotify(payload=text), to={"room_name": room})
 

@@ -44,7 +44,7 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 async def measure(target: str, count: int, rate: float, env: dict[str, str], port: int) -> Any:
     from websockets.asyncio.client import connect
 
-    from web.settings import Settings
+    from showcase.settings import Settings
     from workers.app import create_celery
 
     path, task = TARGETS[target]

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from taskcast.testing import LiveServer
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 from workers.app import create_celery
 
 REDIS_URL = (
@@ -255,3 +255,28 @@ def web_process() -> Iterator[Callable[[dict[str, str]], WebProcess]]:
     yield start
     for process in started:
         process.kill()
+
+
+from tests.topologies import ClusterSet, SentinelSet  # noqa: E402 - fixtures of tests/topologies.py
+
+
+@pytest.fixture
+def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A primary, a replica and three sentinels of service "taskcast", on free ports."""
+    topology = SentinelSet(tmp_path / "sentinel-set")
+    topology.start()
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[ClusterSet]:
+    """A Redis Cluster of three primaries, every slot assigned, on free ports."""
+    topology = ClusterSet(tmp_path / "redis-cluster")
+    topology.start()
+    try:
+        yield topology
+    finally:
+        topology.stop()

@@ -13,11 +13,11 @@ from types import FrameType
 
 import uvicorn
 
+from showcase.settings import Settings
 from taskcast.logs import redact_server_logs
 
 from .app import create_app
 from .server import guarded_http
-from .settings import Settings
 
 
 class Server(uvicorn.Server):

@@ -11,12 +11,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from showcase.analytics import AnalyticsLimits
+from showcase.jobs import JobInput, start_job, watch_path
+from showcase.messages import MessageText
+from showcase.settings import Settings
 from taskcast import InvalidAddress
-
-from .settings import Settings
-from .showcase.analytics import AnalyticsLimits
-from .showcase.jobs import JobInput, start_job, watch_path
-from .showcase.messages import MessageText
 
 log = logging.getLogger("web.api")
 

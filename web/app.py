@@ -17,16 +17,16 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from taskcast import Consumer, LayerRegistry, Publisher, RedisReliableLayer
+from showcase import ENDPOINTS
+from showcase.jobs import job_bucket
+from showcase.queue import producer
+from showcase.settings import Settings, TokenGrant
+from taskcast import Consumer, LayerRegistry, Publisher
 from taskcast.consumer import Connections
 from taskcast.metrics import Metrics, MetricsCollector
-from workers.app import create_celery
 
 from .api import broadcast, job_tokens, start_job_endpoint
 from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml
-from .settings import Settings, TokenGrant
-from .showcase import ENDPOINTS
-from .showcase.jobs import job_bucket
 from .tasks import TaskQueue
 
 STATIC = Path(__file__).parent / "static"
@@ -45,8 +45,7 @@ def create_app(
     metrics = Metrics()
     metrics.registry.register(MetricsCollector(metrics, layers))
     for alias, layer in layers.items():
-        if isinstance(layer, RedisReliableLayer):
-            layer.lag_observer = metrics.lag.labels(alias).observe
+        layer.lag_observer = metrics.lag.labels(alias).observe
     options = settings.consumer_options(connections, metrics)
 
     @asynccontextmanager
@@ -81,7 +80,7 @@ def create_app(
     app.state.connections = connections
     app.state.metrics = metrics
     app.state.publisher = Publisher(layers, settings.address_rules())
-    app.state.tasks = TaskQueue(create_celery(settings))
+    app.state.tasks = TaskQueue(producer(settings))
     app.state.asyncapi = {}
     app.state.jobs_bucket = job_bucket(app)  # POST /api/jobs, for the whole process
     app.state.job_tokens = job_tokens(settings)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 from urllib.parse import quote
 
+from showcase.settings import Settings
 from taskcast.jobs import watch_token
-
-from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from web.settings import Settings, loopback
+from showcase.settings import Settings, loopback
 
 
 def main() -> None:

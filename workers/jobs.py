@@ -10,10 +10,10 @@ from typing import Any
 from celery import shared_task
 from pydantic import TypeAdapter
 
+from showcase.jobs import BackgroundJobsConsumer, JobDone, JobDonePayload, ShowcaseJobWatcher
+from showcase.messages import MessageText
 from taskcast import SyncPublisher
 from taskcast.jobs import StreamedTask
-from web.showcase.jobs import BackgroundJobsConsumer, JobDone, JobDonePayload, ShowcaseJobWatcher
-from web.showcase.messages import MessageText
 from workers.broker import RetryingTask
 from workers.tasks import RETRY, _check, resources
 

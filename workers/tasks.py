@@ -21,17 +21,17 @@ import redis
 from celery import Celery, Task, shared_task
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from taskcast import BaseMessage, Consumer, InvalidAddress, LayerUnavailable, SyncPublisher
-from web.settings import TASK_RETRY_BACKOFF_MAX, Settings
-from web.showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
-from web.showcase.analytics import AnalyticsLimits
-from web.showcase.messages import (
+from showcase import AnalyticsConsumer, ChatConsumer, NotificationConsumer, ReliableChatConsumer
+from showcase.analytics import AnalyticsLimits
+from showcase.messages import (
     AnalyticsEvent,
     AnalyticsPayload,
     MessageText,
     SystemNotify,
     SystemPeriodicNotify,
 )
+from showcase.settings import TASK_RETRY_BACKOFF_MAX, Settings
+from taskcast import BaseMessage, Consumer, InvalidAddress, LayerUnavailable, SyncPublisher
 from workers.analytics import AnalyticsCounts
 
 RETRY: dict[str, Any] = {

@@ -27,6 +27,7 @@ from .layers import (
     RedisPubSubLayer,
     RedisReliableLayer,
     SyncGroupSender,
+    layer_config,
 )
 from .messages import (
     BaseMessage,
@@ -73,5 +74,6 @@ __all__ = [
     "SyncPublisher",
     "TaskcastError",
     "event_handler",
+    "layer_config",
     "ws_handler",
 ]

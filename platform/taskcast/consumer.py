@@ -300,6 +300,9 @@ class Consumer(Rendering):
             return start
         try:
             positions = decode_cursor(raw)
+            assert self.layer is not None
+            for group, position in positions.items():  # the layer that made them checks them
+                positions[group] = self.layer.check_position(position)
         except ValueError:
             self._error(INVALID_CURSOR, "invalid_cursor")
             return start

@@ -1,9 +1,10 @@
 """Resume positions on reliable layers, and the opaque cursor string clients hold.
 
-A position is ``(epoch, id, seq)`` in one group's stream: the epoch names the stream's life (a
-stream lost with its data starts a new one), the id is the Redis stream entry id, and seq counts
-the group's messages (1, 2, …), so that a missing one shows. A connection's cursor holds its
-position in every reliable group it belongs to.
+A position is ``(epoch, id, seq)`` in one group's history: the epoch names the history's life (a
+history lost with its data starts a new one), the id names the entry in the layer's own terms
+(opaque here: the layer that made it checks it, see ``ChannelLayer.check_position``), and seq
+counts the group's messages (1, 2, …), so that a missing one shows. A connection's cursor holds
+its position in every reliable group it belongs to.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import NamedTuple
 
 __all__ = ["BEGINNING", "Position", "decode_cursor", "encode_cursor"]
 
-_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+# A backend's epoch and entry id: short and plain (they travel in URLs).
+_TOKEN = re.compile(r"[0-9A-Za-z_.:~-]{1,64}")
 _SEQ = re.compile(r"\d{1,19}")
-_EPOCH = re.compile(r"-|\d{1,12}\.\d{1,6}")  # NO_EPOCH, or the seconds.microseconds Redis began it
-_U64 = 2**64  # a stream id's two parts are unsigned 64-bit numbers
 _I64 = 2**63  # message numbers count in a signed 64-bit hash field
 _FIELD, _RECORD = "\x1f", "\x1e"
 MAX_CURSOR_LENGTH = 4096
@@ -53,23 +53,13 @@ def decode_cursor(cursor: str) -> dict[str, Position]:
     positions: dict[str, Position] = {}
     for record in raw.split(_RECORD):
         fields = record.split(_FIELD)
-        if len(fields) != 4 or not fields[0] or not _EPOCH.fullmatch(fields[1]):
+        if len(fields) != 4 or not fields[0] or not _TOKEN.fullmatch(fields[1]):
             raise ValueError("cursor is not valid")
-        entry_id = _ID.fullmatch(fields[2])
         if (
-            entry_id is None
-            or not all(int(part) < _U64 for part in entry_id.groups())
+            not _TOKEN.fullmatch(fields[2])
             or not _SEQ.fullmatch(fields[3])
             or int(fields[3]) >= _I64
         ):
             raise ValueError("cursor is out of range")
-        # Canonical numbers: "007-0" and "7-0" are one position (and one cached page).
-        canonical = "-".join(str(int(part)) for part in entry_id.groups())
-        positions[fields[0]] = Position(fields[1], canonical, int(fields[3]))
+        positions[fields[0]] = Position(fields[1], fields[2], int(fields[3]))
     return positions
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    """A stream id as a sortable pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

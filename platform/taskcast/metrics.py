@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .layers.base import ChannelLayer
+
 __all__ = ["Metrics", "MetricsCollector"]
 
 
@@ -46,7 +48,7 @@ class Metrics:
 class MetricsCollector(Collector):
     """Reads ``Metrics`` and the layers' reconnect counts on each scrape."""
 
-    def __init__(self, metrics: Metrics, layers: Mapping[str, object]) -> None:
+    def __init__(self, metrics: Metrics, layers: Mapping[str, ChannelLayer]) -> None:
         self.metrics = metrics
         self.layers = layers
 
@@ -75,7 +77,7 @@ class MetricsCollector(Collector):
             "taskcast_redis_reconnects", "Reconnections of a layer's reader.", labels=["layer"]
         )
         for alias, layer in self.layers.items():
-            reconnects.add_metric([alias], getattr(layer, "reconnects", 0))
+            reconnects.add_metric([alias], layer.reconnects)
         yield reconnects
 
 

@@ -25,7 +25,7 @@ from .consumer import Consumer
 from .delivery import pack_event
 from .exceptions import PublishError
 from .layers.base import ChannelLayer, SyncGroupSender
-from .layers.registry import LayerConfig, build_sync_sender
+from .layers.registry import BackendConfig, build_sync_sender
 from .messages import BaseMessage
 
 __all__ = ["Publisher", "SyncPublisher", "prepare"]
@@ -113,7 +113,7 @@ class SyncPublisher:
 
     @classmethod
     def from_configs(
-        cls, configs: Mapping[str, LayerConfig], rules: AddressRules = DEFAULT_RULES
+        cls, configs: Mapping[str, BackendConfig], rules: AddressRules = DEFAULT_RULES
     ) -> SyncPublisher:
         """A publisher with a sync sender per configured Redis layer (a worker's, say)."""
         senders = {alias: build_sync_sender(config) for alias, config in configs.items()}

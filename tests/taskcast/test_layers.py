@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from taskcast import Delivery, InMemoryLayer, LayerConfig, LayerRegistry
+from taskcast import Delivery, InMemoryLayer, LayerRegistry
+from taskcast.layers import MemoryConfig
 from taskcast.delivery import pack_event, pack_message, unpack
 from taskcast.messages import PingMessage
 
@@ -69,7 +70,7 @@ def test_unpack_refuses_anything_it_did_not_pack(data: bytes) -> None:
 
 
 async def test_the_registry_builds_layers_by_alias_and_names_the_known_ones() -> None:
-    registry = LayerRegistry.from_configs({"chat": LayerConfig(), "queue": LayerConfig()})
+    registry = LayerRegistry.from_configs({"chat": MemoryConfig(), "queue": MemoryConfig()})
     assert sorted(registry) == ["chat", "queue"]
     assert isinstance(registry["chat"], InMemoryLayer)
     with pytest.raises(KeyError, match="configured: chat, queue"):

@@ -37,6 +37,7 @@ def test_the_public_names_are_pinned() -> None:
         "SyncPublisher",
         "TaskcastError",
         "event_handler",
+        "layer_config",
         "ws_handler",
     ]
     for name in taskcast.__all__:

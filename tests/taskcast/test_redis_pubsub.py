@@ -52,7 +52,7 @@ async def test_one_publish_per_broadcast_whatever_the_audience(
 async def test_a_subscription_lives_while_the_group_has_local_members(
     layer: RedisPubSubLayer, client: aioredis.Redis, key_prefix: str, recorder: Any
 ) -> None:
-    channel = f"{key_prefix}:room"
+    channel = f"{key_prefix}:{{room}}"
 
     async def subscribers() -> int:
         return int(dict(await client.pubsub_numsub(channel))[channel.encode()])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from taskcast import SyncPublisher
-from web.settings import Settings
+from showcase.settings import Settings
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from taskcast.testing import Closed, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 
 ENDPOINTS = ["/ws/chat", "/ws/reliable", "/ws/notifications", "/ws/analytics"]
 ACTIONS = ["ping", "chat", "reliable_chat", "notification", "analytics", "system_notify", "error"]

@@ -16,9 +16,9 @@ import redis.asyncio
 from taskcast import PublishError, SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings, TokenGrant
-from web.showcase import NotificationConsumer, RoomConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings, TokenGrant
+from showcase import NotificationConsumer, RoomConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

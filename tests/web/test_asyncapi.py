@@ -16,7 +16,7 @@ from starlette.routing import WebSocketRoute
 from taskcast import BaseMessage, Consumer, ws_handler
 from taskcast.testing import LiveServer
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,9 +15,9 @@ import pytest
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect, stalled_client
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import AnalyticsConsumer, ReliableChatConsumer
-from web.showcase.messages import AnalyticsEvent, AnalyticsPayload, SystemNotify
+from showcase.settings import Settings
+from showcase import AnalyticsConsumer, ReliableChatConsumer
+from showcase.messages import AnalyticsEvent, AnalyticsPayload, SystemNotify
 
 from .rawws import RawReader
 
@@ -159,7 +159,7 @@ async def test_an_entry_no_reader_can_decode_is_passed_over(
 ) -> None:
     """Written by another version or a tool: readers and catch-ups read past it (a gap where
     it was), without spinning on it."""
-    stream = f"{key_prefix}:analytics:stream:analytics"
+    stream = f"{key_prefix}:analytics:{{analytics}}:stream"
     async with connect(server.ws_url("/ws/analytics")) as live:
         publisher.publish(AnalyticsConsumer, event(0))
         cursor = (await live.expect("analytics_notification"))["cursor"]

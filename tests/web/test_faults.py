@@ -15,9 +15,9 @@ import pytest
 from taskcast import LayerUnavailable, SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from taskcast.testing import Closed, LiveServer, connect
 from web.app import create_app
-from web.settings import LOOPBACK_HOSTS, Settings
+from showcase.settings import LOOPBACK_HOSTS, Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from taskcast.testing import Closed, LiveServer, connect, raw_client
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect
-from web.showcase import ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

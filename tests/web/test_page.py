@@ -14,9 +14,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 import workers.jobs  # noqa: F401 - registers the job task on every app
 from taskcast.testing import LiveServer
-from web.settings import Settings
+from showcase.settings import Settings
 
 from .test_page import CHROMIUM, browser, lane, open_page, problems, shot  # noqa: F401
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from taskcast.testing import LiveServer, connect
-from web.settings import Settings
+from showcase.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ import redis
 from taskcast.layers.redis_common import Keys
 from taskcast.testing import Frame, LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

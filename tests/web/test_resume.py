@@ -10,9 +10,9 @@ import redis
 from taskcast import SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import AnalyticsConsumer, ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import AnalyticsConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -14,9 +14,9 @@ from taskcast import SyncPublisher
 from taskcast.eager import TESTED, steppable_send
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import ChatConsumer, ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

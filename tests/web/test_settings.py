@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from web.settings import Settings
+from showcase.settings import Settings
 
 
 def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,13 +6,13 @@ import pytest
 
 from taskcast import SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
-from web.showcase import (
+from showcase import (
     AnalyticsConsumer,
     ChatConsumer,
     NotificationConsumer,
     ReliableChatConsumer,
 )
-from web.showcase.messages import ChatInput, ChatMessage, SystemNotify, SystemPeriodicNotify
+from showcase.messages import ChatInput, ChatMessage, SystemNotify, SystemPeriodicNotify
 
 pytestmark = pytest.mark.anyio
 

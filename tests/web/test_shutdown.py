@@ -11,9 +11,9 @@ import pytest
 
 from taskcast import SyncPublisher
 from taskcast.testing import connect
-from web.settings import Settings
-from web.showcase import ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ import pytest
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect, stalled_client
 from web.app import create_app
-from web.settings import Settings
-from web.showcase import ChatConsumer, ReliableChatConsumer
-from web.showcase.messages import SystemNotify
+from showcase.settings import Settings
+from showcase import ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,9 @@ from celery import Celery
 from taskcast import Consumer, SyncPublisher, event_handler, ws_handler
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
-from web.showcase.messages import SystemNotify
-from web.showcase.seed_messages import SystemEchoMessage, TextPayload, UserMessage
+from showcase.settings import Settings
+from showcase.messages import SystemNotify
+from showcase.seed_messages import SystemEchoMessage, TextPayload, UserMessage
 
 pytestmark = pytest.mark.anyio
 

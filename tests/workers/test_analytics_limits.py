@@ -17,9 +17,9 @@ from celery import Celery
 
 from taskcast import InMemoryLayer
 from taskcast.testing import Communicator, LiveClient, LiveServer, connect
-from web.settings import Settings
-from web.showcase import AnalyticsConsumer
-from web.showcase.messages import EVENT_NAME_PATTERN
+from showcase.settings import Settings
+from showcase import AnalyticsConsumer
+from showcase.messages import EVENT_NAME_PATTERN
 from workers.analytics import OTHER, AnalyticsCounts
 from workers.tasks import SUMMARY_TITLE, UNCHANGED, analytics_counts
 

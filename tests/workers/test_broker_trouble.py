@@ -16,7 +16,7 @@ from celery.result import AsyncResult
 
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 from workers.app import create_celery
 
 from ..conftest import RedisServer

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from web.settings import Settings
+from showcase.settings import Settings
 
 from ..conftest import RedisServer
 

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 import workers.jobs  # noqa: F401 - registers the job task on every app
 from taskcast.testing import LiveClient, LiveServer, connect
-from web.settings import Settings
+from showcase.settings import Settings
 from workers.jobs import ShowcaseJob, result_text
 
 from .test_redelivery import Runs, runs  # noqa: F401 - the fixture

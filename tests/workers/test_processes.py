@@ -19,7 +19,7 @@ import redis
 from celery import Celery
 
 from taskcast.testing import LiveServer, connect
-from web.settings import Settings
+from showcase.settings import Settings
 
 from .celery_process import CeleryProcess
 

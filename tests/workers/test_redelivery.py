@@ -21,7 +21,7 @@ from celery.signals import task_postrun
 
 from taskcast.layers.redis_common import Keys
 from taskcast.testing import LiveClient, LiveServer, connect
-from web.settings import Settings
+from showcase.settings import Settings
 
 from .celery_process import CeleryProcess
 

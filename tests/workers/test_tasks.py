@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 
 from taskcast.testing import LiveClient, LiveServer, connect
-from web.settings import Settings
+from showcase.settings import Settings
 from workers.tasks import analytics_counts
 
 pytestmark = pytest.mark.anyio

@@ -8,6 +8,7 @@ not block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from ..cursor import Position
@@ -51,6 +52,16 @@ class Member(Protocol):
 @runtime_checkable
 class ChannelLayer(Protocol):
     keeps_messages: bool  # whether members can resume from a position (``since``)
+    # Called with each kept message's age (seconds) as the layer fans it out (a metric).
+    lag_observer: Callable[[float], None] | None
+
+    @property
+    def reconnects(self) -> int:
+        """How often the layer lost its backend and connected again (a metric)."""
+
+    def check_position(self, position: Position) -> Position:
+        """``position`` as this layer writes it, from a client's cursor; ``ValueError`` when it
+        is none this layer could have made. Positions are opaque to everything else."""
 
     async def group_add(
         self, group: str, member: Member, *, since: Position | None = None

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from ..cursor import Position
 from ..delivery import unpack
-from .base import Member
+from .base import Member, SyncGroupSender
 from .local import LocalGroups
 
-__all__ = ["InMemoryLayer"]
+__all__ = ["InMemoryLayer", "MemoryConfig"]
 
 log = logging.getLogger("taskcast.layers")
+
+
+class MemoryConfig(BaseModel):
+    """``memory://``: every group in this process, nothing kept, no network."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["memory"] = "memory"
+
+    def build_layer(self) -> InMemoryLayer:
+        return InMemoryLayer()
+
+    def build_sync_sender(self) -> SyncGroupSender:
+        raise ValueError(
+            "the in-memory layer has no sync sender for other processes "
+            "(InMemoryLayer.sync_sender() serves threads of its own process)"
+        )
 
 
 class InMemoryLayer:
@@ -20,10 +40,15 @@ class InMemoryLayer:
     Nothing is kept: ``since`` is ignored."""
 
     keeps_messages = False
+    reconnects = 0
 
     def __init__(self) -> None:
         self._groups = LocalGroups()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.lag_observer: Callable[[float], None] | None = None
+
+    def check_position(self, position: Position) -> Position:
+        return position  # nothing kept: positions are ignored
 
     async def group_add(
         self, group: str, member: Member, *, since: Position | None = None

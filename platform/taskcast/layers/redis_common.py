@@ -1,60 +1,20 @@
-"""What the Redis layers share: clients, key names, the append script, reconnect backoff."""
+"""What the Redis layers share: key names, errors, reconnect backoff."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, TimeoutError
 
-__all__ = [
-    "REDIS_ERRORS",
-    "RETRY_WINDOW",
-    "Backoff",
-    "Keys",
-    "answers",
-    "async_client",
-    "retried",
-    "stop_reader",
-]
+__all__ = ["REDIS_ERRORS", "RETRY_WINDOW", "Backoff", "Keys", "answers"]
 
 # What a lost or refused Redis connection raises, across redis-py and the socket layer.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 # How long the idempotency key a layer makes for a send of its own is kept (seconds): long
 # enough for redis-py's one retry after a timed-out reply, which must find it.
 RETRY_WINDOW = 120
-
-
-def async_client(
-    url: str, *, retries: int = 1, timeout: float = 5.0, idempotent: bool = True
-) -> Redis:
-    # One quick retry on a fresh connection covers pooled connections that died with a restart;
-    # anything longer is the layer's own backoff, so that no call hangs for long. ``timeout``
-    # bounds every reply, so it must exceed any blocking read made on the client.
-    # A blocking pool: a burst of sends (a thousand sockets leaving at once, each with a notice)
-    # waits for a connection instead of failing with "Too many connections".
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=32,
-        timeout=timeout,
-        retry=Retry(NoBackoff(), retries, supported_errors=retried(idempotent=idempotent)),
-        socket_connect_timeout=2,
-        socket_timeout=timeout,
-        socket_keepalive=True,
-    )
-    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
-
-
-def retried(*, idempotent: bool) -> tuple[type[RedisError], ...]:
-    """The errors a client retries a command after. A timed-out reply says nothing of whether
-    Redis ran the command (a stalled Redis runs it when it wakes): only idempotent commands
-    (keyed appends, reads) are retried after one. A connection found closed is retried either
-    way: the server that closed it is gone, and its successor never saw the command."""
-    return (ConnectionError, TimeoutError) if idempotent else (ConnectionError,)
 
 
 async def answers(client: Redis) -> bool:
@@ -65,38 +25,31 @@ async def answers(client: Redis) -> bool:
         return False
 
 
-async def stop_reader(reader: asyncio.Task[None] | None, client: Redis) -> None:
-    """End a layer's reader task. Closing its connection ends a blocking read; cancelling alone
-    is not enough, as redis-py may swallow a cancellation that arrives mid-read."""
-    if reader is None:
-        return
-    await client.connection_pool.disconnect()
-    reader.cancel()
-    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-        await asyncio.wait_for(reader, 5)
-
-
 class Keys:
-    """The Redis names of one layer's groups, under its prefix."""
+    """The Redis names of one layer's groups, under its prefix. A group's names share a hash tag,
+    ``{group}``: on a Cluster they live in one slot, so that one node runs each script that
+    touches them and holds the group's sharded channel."""
 
     def __init__(self, prefix: str) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"a key prefix may not contain braces: {prefix!r}")
         self.prefix = prefix
+        self._head = len(prefix) + 2  # "<prefix>:{"
 
     def channel(self, group: str) -> bytes:
-        return f"{self.prefix}:{group}".encode()
+        return f"{self.prefix}:{{{group}}}".encode()
+
+    def group_of(self, channel: bytes) -> str:
+        return channel[self._head : -1].decode()
 
     def stream(self, group: str) -> str:
-        return f"{self.prefix}:stream:{group}"
+        return f"{self.prefix}:{{{group}}}:stream"
 
     def meta(self, group: str) -> str:
-        return f"{self.prefix}:meta:{group}"
-
-    def live(self, group: str) -> str:
-        """The short stream of a group's transient broadcasts (not kept, not resumable)."""
-        return f"{self.prefix}:live:{group}"
+        return f"{self.prefix}:{{{group}}}:meta"
 
     def dedupe(self, group: str, key: str) -> str:
-        return f"{self.prefix}:sent:{group}:{key}"
+        return f"{self.prefix}:{{{group}}}:sent:{key}"
 
 
 class Backoff:

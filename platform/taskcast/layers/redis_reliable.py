@@ -2,11 +2,14 @@
 
 Each broadcast is appended once to the group's stream (one script call: idempotency key, append,
 trim to capacity and age, expire when idle); every append carries a key (the caller's, or one
-made here), so that redis-py's retry of a timed-out call cannot append twice. A transient
-broadcast goes to the group's short live stream instead: delivered to the members present, not
-kept, not numbered. One reader task per process blocks on the streams of the groups it has
-members in, from the last ids it delivered, and fans each entry out once. Every kept entry
-carries the stream's epoch and number; with its id it is the position clients resume from.
+made here), so that redis-py's retry of a timed-out call cannot append twice; the same script
+publishes the entry on the group's channel. A transient broadcast is only published: delivered to
+the members present, not kept, not numbered. Each process subscribes to the channels of the
+groups it has members in (see ``redis_subscriber``), so that a broadcast costs each process one
+message, however many groups it holds, and fans each entry out once. What a process missed (its
+connection was lost, a notification did not come) it reads from the stream, from the last entry
+it delivered. Every kept entry carries the stream's epoch and number; with its id it is the
+position clients resume from (opaque to everything but this layer).
 
 A member that joins with ``since``, or whose socket has no room for a kept entry, is handed a
 ``RedisReplay`` (see ``redis_replay``) and skipped by the reader until the replay has caught up;
@@ -17,52 +20,56 @@ entry reaches each member once, and a catch-up is paced by the member's socket.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
-from ..cursor import Position, id_key
+from ..cursor import Position
 from ..delivery import Delivery, unpack
 from ..exceptions import LayerUnavailable
 from .base import Member
 from .local import LocalGroups
-from .redis_common import (
-    REDIS_ERRORS,
-    RETRY_WINDOW,
-    Backoff,
-    Keys,
-    answers,
-    async_client,
-    stop_reader,
+from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys, answers
+from .redis_replay import (
+    NO_EPOCH,
+    START,
+    Head,
+    Page,
+    PageCache,
+    RedisReplay,
+    canonical_id,
+    gap,
+    id_key,
 )
-from .redis_replay import NO_EPOCH, START, Head, Page, PageCache, RedisReplay, gap
 from .redis_scripts import APPEND, TRANSIENT
+from .redis_subscriber import Subscriber
+from .redis_target import RedisTarget
 
 __all__ = ["NO_EPOCH", "RedisReliableLayer"]
 
 log = logging.getLogger("taskcast.layers.redis")
 
-BLOCK_MS = 5_000
-BATCH = 1_000
+BATCH = 1_000  # entries a read of missed ones takes at a time
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass
 class _Stream:
-    """The reader's state for one group with local members: the last entries it delivered, the
-    members being caught up, and those caught up ahead of it (up to their floor)."""
+    """The layer's state for one group with local members: the last entries it delivered, the
+    members being caught up, and those caught up ahead of it (up to their floor). While the
+    group is being joined (``joining``), its messages wait there."""
 
     last_id: str
     epoch: str | None
     seq: int
-    live_id: str = START
     behind: dict[str, RedisReplay] = field(default_factory=dict)
     floors: dict[str, Position] = field(default_factory=dict)
+    joining: list[bytes] | None = None
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
 
     def position(self) -> Position:
         return Position(self.epoch or NO_EPOCH, self.last_id, self.seq)
@@ -92,60 +99,73 @@ class RedisReliableLayer:
         self.page_bytes = page_bytes
         self.replay_slots = asyncio.Semaphore(replay_concurrency)
         self.pages = PageCache(page_cache_bytes)
-        self._redis = async_client(url)
-        self._read_redis = async_client(url, retries=0, timeout=BLOCK_MS / 1000 + 5)
+        self.target = RedisTarget.parse(url)
+        self._publish_command = "SPUBLISH" if self.target.sharded else "PUBLISH"
+        self._redis = self.target.async_client()
         self._append = self._redis.register_script(APPEND)
         self._transient = self._redis.register_script(TRANSIENT)
         self._groups = LocalGroups()
         self._streams: dict[str, _Stream] = {}
-        self._changed = asyncio.Event()
-        self._wake_key = f"{prefix}:wake:{uuid.uuid4().hex}"
-        self._wake_id = "0-0"
-        self._closing = False
-        # Called with each entry's age (seconds) as the reader fans it out; set by the app.
+        self._subscriber = Subscriber(
+            self.target, self.target.async_client(retries=0), self._received, self._resync
+        )
+        # Called with each entry's age (seconds) as it is fanned out; set by the app.
         self.lag_observer: Callable[[float], None] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._down_since: float | None = None
-        self.reconnects = 0
+
+    @property
+    def reconnects(self) -> int:
+        return self._subscriber.reconnects
 
     async def group_send(
         self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
     ) -> None:
         window = RETRY_WINDOW if key is None else self.idempotency_window
         dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
+        channel, publish = self.keys.channel(group), self._publish_command
         try:
             if transient:
-                await self._transient(
-                    keys=[self.keys.live(group), self.keys.meta(group), dedupe], args=[data, window]
-                )
+                await self._transient(keys=[dedupe], args=[data, window, channel, publish])
             else:
                 keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
-                await self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
+                args: list[bytes | str | int] = [
+                    data,
+                    self.capacity,
+                    self.expiry,
+                    window,
+                    channel,
+                    publish,
+                ]
+                await self._append(keys=keys, args=args)
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot append to {group!r}: {exc}") from exc
 
     async def group_add(
         self, group: str, member: Member, *, since: Position | None = None
     ) -> Position | None:
+        if since is not None:
+            since = self.check_position(since)
         try:
-            if group not in self._streams:
-                self._streams.setdefault(group, await self._tail(group))
-            stream = self._streams[group]
-            first = self._groups.add(group, member)
-            # From here the reader fans out to the member: it has what the reader had.
+            stream = self._streams.get(group)
+            if stream is None:
+                stream = await self._join(group)
+            else:
+                await stream.joined.wait()  # another member's join of it, bounded by Redis's
+            if self._streams.get(group) is not stream:
+                raise ConnectionError(f"{group!r} could not be joined")
+            self._groups.add(group, member)
+            # From here the layer fans out to the member: it has what the layer had.
             position = stream.position() if since is None else since
             if since is not None:
                 self._fall_behind(group, stream, member, since)
-            if first:
-                self._changed.set()
-                if self._reader is None:
-                    self._reader = asyncio.create_task(self._read(), name="taskcast-stream-reader")
-                else:
-                    await self._wake_reader()
             return position
         except REDIS_ERRORS as exc:
             await self.group_discard(group, member)
             raise LayerUnavailable(f"cannot join {group!r}: {exc}") from exc
+
+    def check_position(self, position: Position) -> Position:
+        """``position`` with its id in canonical form; ``ValueError`` when it is not an id of a
+        Redis stream."""
+        return position._replace(id=canonical_id(position.id))
 
     async def group_discard(self, group: str, member: Member) -> None:
         if (stream := self._streams.get(group)) is not None:
@@ -153,6 +173,7 @@ class RedisReliableLayer:
             stream.floors.pop(member.member_id, None)
         if self._groups.discard(group, member):
             self._streams.pop(group, None)
+            await self._subscriber.discard(self.keys.channel(group))
 
     async def flush(self) -> None:
         self._groups.clear()
@@ -162,12 +183,9 @@ class RedisReliableLayer:
         return await answers(self._redis)
 
     async def close(self) -> None:
-        self._closing = True
-        await stop_reader(self._reader, self._read_redis)
-        self._reader = None
+        await self._subscriber.close()
         await self.flush()
         await self._redis.aclose()
-        await self._read_redis.aclose()
 
     # Catch-ups (the Source a RedisReplay reads) ------------------------------------------------
 
@@ -230,103 +248,107 @@ class RedisReliableLayer:
 
     # The reader --------------------------------------------------------------------------------
 
-    async def _tail(self, group: str) -> _Stream:
-        """Where the reader starts in a group: after its newest entries."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xrevrange(self.keys.stream(group), count=1)
-        pipe.xrevrange(self.keys.live(group), count=1)
-        kept, live = cast(tuple[Entries, Entries], await pipe.execute())
-        stream = _Stream(START, None, 0, live[0][0].decode() if live else START)
-        if kept:
-            stream.epoch, stream.last_id, stream.seq = _position(kept[0][0], kept[0][1])
+    async def _join(self, group: str) -> _Stream:
+        """Subscribe to the group's channel, then find where its stream ends: the layer starts
+        there. Messages that come meanwhile wait, then go through like any other (those the
+        end already covers are skipped)."""
+        stream = self._streams[group] = _Stream(START, None, 0, joining=[])
+        try:
+            await self._subscriber.add(self.keys.channel(group))
+            newest = cast(Entries, await self._redis.xrevrange(self.keys.stream(group), count=1))
+        except BaseException:
+            if self._streams.get(group) is stream:
+                del self._streams[group]
+                await self._subscriber.discard(self.keys.channel(group))
+            raise
+        finally:
+            stream.joined.set()
+        if newest:
+            stream.epoch, stream.last_id, stream.seq = _position(newest[0][0], newest[0][1])
+        while stream.joining:  # no await but in _take's reads: more may come meanwhile
+            await self._take(group, stream, stream.joining.pop(0))
+        stream.joining = None
         return stream
 
-    async def _read(self) -> None:
-        backoff = Backoff()
-        while not self._closing:
-            if not self._groups:
-                self._changed.clear()
-                await self._changed.wait()
-                continue
-            streams: dict[Any, Any] = {self._wake_key: self._wake_id}
-            names: dict[bytes, tuple[str, bool]] = {}
-            for group, stream in self._streams.items():
-                kept, live = self.keys.stream(group), self.keys.live(group)
-                streams[kept], streams[live] = stream.last_id, stream.live_id
-                names[kept.encode()], names[live.encode()] = (group, False), (group, True)
-            try:
-                result = await self._xread(streams)
-            except REDIS_ERRORS as exc:
-                if self._closing:
-                    return
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    log.warning("stream reader lost Redis (%s); reconnecting", exc)
-                self.reconnects += 1
-                await asyncio.sleep(backoff.next())
-                continue
-            if self._down_since is not None:
-                down = time.monotonic() - self._down_since
-                log.info("stream reader reconnected after %.2fs", down)
-                self._down_since = None
-            backoff.reset()
-            read: dict[str, tuple[Entries, Entries]] = {}
-            for key, entries in result:
-                if key == self._wake_key.encode():
-                    self._wake_id = entries[-1][0].decode()
-                    continue
-                name, is_live = names[key]
-                kept_entries, live_entries = read.setdefault(name, ([], []))
-                (live_entries if is_live else kept_entries).extend(entries)
-            for name, (kept_entries, live_entries) in read.items():
-                self._fan_out(name, kept_entries, live_entries)
-
-    async def _wake_reader(self) -> None:
-        """Make the reader's blocking read return, so that it reads a new group's stream too.
-        An entry on the process's own wake stream does it with no race: a read sent after the
-        entry returns at once."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1)
-        pipe.expire(self._wake_key, 60)
-        await pipe.execute()
-
-    async def _xread(self, streams: dict[Any, Any]) -> list[tuple[bytes, Entries]]:
-        result = await self._read_redis.xread(streams, count=BATCH, block=BLOCK_MS)
-        return cast(list[tuple[bytes, Entries]], result or [])
-
-    def _fan_out(self, group: str, kept: Entries, live: Entries) -> None:
+    async def _received(self, channel: bytes, payload: bytes) -> None:
+        group = self.keys.group_of(channel)
         stream = self._streams.get(group)
         if stream is None:
             return
-        for is_live, entry_id, fields in _in_order(kept, live):
-            if is_live:
-                if id_key(entry_id.decode()) <= id_key(stream.live_id):
-                    continue  # read before this process's members joined
-                stream.live_id = entry_id.decode()
-                try:
-                    delivery = unpack(fields[b"d"], group)
-                except (KeyError, ValueError):
-                    log.warning("dropped an undecodable live entry in group %r", group)
-                    continue
-                self._deliver(group, stream, delivery, None)
-                continue
-            entry = _entry(group, entry_id, fields)
-            if entry is None or entry.position is None:
-                stream.last_id = entry_id.decode()  # read past it (its members see a gap)
-                continue
-            at, before = entry.position, stream.position()
-            if at.epoch == stream.epoch and id_key(at.id) <= id_key(stream.last_id):
-                continue  # read before this process's members joined (a read still in flight)
-            if stream.epoch is not None:
-                notice = _notice(group, before, at)
-                if notice is not None:
-                    if notice.gap is not None and notice.gap.payload.reason == "reset":
-                        self.pages.forget(group)
-                    self._deliver(group, stream, notice, before)
-            stream.epoch, stream.last_id, stream.seq = at
-            if self.lag_observer is not None:
-                self.lag_observer(time.time() - id_key(at.id)[0] / 1000)
-            self._deliver(group, stream, entry, before)
+        if stream.joining is not None:
+            stream.joining.append(payload)
+            return
+        await self._take(group, stream, payload)
+
+    async def _take(self, group: str, stream: _Stream, payload: bytes) -> None:
+        head, _, data = payload.partition(b"\n")
+        if head == b"T":  # transient: to the members present
+            try:
+                delivery = unpack(data, group)
+            except ValueError:
+                log.warning("dropped an undecodable transient broadcast in group %r", group)
+                return
+            self._deliver(group, stream, delivery, None)
+            return
+        try:
+            _, entry_id, epoch, seq = head.decode().split(" ")
+            at = Position(epoch, entry_id, int(seq))
+        except ValueError:
+            log.warning("dropped an undecodable notification in group %r", group)
+            return
+        if at.epoch == stream.epoch and at.seq > stream.seq + 1:
+            await self._fill(group, stream)  # notifications missed: read them from the stream
+            return
+        try:
+            entry = unpack(data, group, at)
+        except ValueError:
+            log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
+            stream.last_id = entry_id  # read past it (its members see a gap)
+            return
+        self._fan_out(group, stream, entry)
+
+    async def _resync(self, channels: list[bytes]) -> None:
+        """After the subscriber's connection was lost: what each group missed, from its stream."""
+        for channel in channels:
+            group = self.keys.group_of(channel)
+            stream = self._streams.get(group)
+            if stream is not None and stream.joining is None:
+                await self._fill(group, stream)
+
+    async def _fill(self, group: str, stream: _Stream) -> None:
+        while True:
+            entries = cast(
+                Entries,
+                await self._redis.xrange(
+                    self.keys.stream(group), f"({stream.last_id}", count=BATCH
+                ),
+            )
+            if self._streams.get(group) is not stream:
+                return  # left meanwhile
+            for entry_id, fields in entries:
+                entry = _entry(group, entry_id, fields)
+                if entry is None:
+                    stream.last_id = entry_id.decode()
+                else:
+                    self._fan_out(group, stream, entry)
+            if len(entries) < BATCH:
+                return
+
+    def _fan_out(self, group: str, stream: _Stream, entry: Delivery) -> None:
+        at, before = entry.position, stream.position()
+        assert at is not None
+        if at.epoch == stream.epoch and id_key(at.id) <= id_key(stream.last_id):
+            return  # read before this process's members joined, or read again after a loss
+        if stream.epoch is not None:
+            notice = _notice(group, before, at)
+            if notice is not None:
+                if notice.gap is not None and notice.gap.payload.reason == "reset":
+                    self.pages.forget(group)
+                self._deliver(group, stream, notice, before)
+        stream.epoch, stream.last_id, stream.seq = at
+        if self.lag_observer is not None:
+            self.lag_observer(time.time() - id_key(at.id)[0] / 1000)
+        self._deliver(group, stream, entry, before)
 
     def _deliver(
         self, group: str, stream: _Stream, delivery: Delivery, before: Position | None
@@ -368,19 +390,6 @@ def _notice(group: str, before: Position, at: Position) -> Delivery | None:
         # Entries were trimmed before this process read them (it fell behind capacity).
         return gap(group, "trimmed", Position(at.epoch, before.id, at.seq - 1))
     return None
-
-
-def _in_order(kept: Entries, live: Entries) -> Iterator[tuple[bool, bytes, dict[bytes, bytes]]]:
-    """A group's kept and live entries of one read, in the order they were sent: a live entry
-    goes after the kept message whose number it noted. (Across reads the order holds anyway: a
-    read returns everything sent to both streams before it.)"""
-    if not live:
-        return ((False, entry_id, fields) for entry_id, fields in kept)
-    tagged = (
-        ((int(f.get(b"n", 0)), False, i, f) for i, f in kept),
-        ((int(f.get(b"a", 0)), True, i, f) for i, f in live),
-    )
-    return ((is_live, i, f) for _, is_live, i, f in heapq.merge(*tagged))
 
 
 def _position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:

@@ -15,21 +15,51 @@ backwards (a Redis restored from an older snapshot), is a ``reset`` gap. Never a
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from typing import Literal, NamedTuple, Protocol
 
-from ..cursor import Position, id_key
+from ..cursor import Position
 from ..delivery import Delivery
 from ..exceptions import LayerUnavailable
 from ..messages import GapMessage
 from .redis_common import REDIS_ERRORS
 
-__all__ = ["NO_EPOCH", "START", "Head", "Page", "PageCache", "RedisReplay", "gap"]
+__all__ = [
+    "NO_EPOCH",
+    "START",
+    "Head",
+    "Page",
+    "PageCache",
+    "RedisReplay",
+    "canonical_id",
+    "gap",
+    "id_key",
+]
 
 NO_EPOCH = "-"  # the position of a group whose stream does not exist (yet)
 START = "0-0"
 EMPTY_READS = 3  # empty pages in a row while the reader is ahead: what it read is gone
 FIRST_READ = 32  # entries a catch-up's first read asks for, before it knows their size
+
+
+_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_U64 = 2**64  # a stream id's two parts are unsigned 64-bit numbers
+
+
+def canonical_id(entry_id: str) -> str:
+    """A stream entry id in canonical form ("007-0" and "7-0" are one position, and one cached
+    page); ``ValueError`` for anything else."""
+    match = _ID.fullmatch(entry_id)
+    if match is None or not all(int(part) < _U64 for part in match.groups()):
+        raise ValueError("not a stream entry id")
+    return "-".join(str(int(part)) for part in match.groups())
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class Head(NamedTuple):

@@ -1,8 +1,10 @@
 """The Lua scripts of the Redis layers: each send is one round trip, and a repeated idempotency
 key makes it a no-op, so that a retried or redelivered send runs once.
 
-KEYS name the stream (or channel) keys and the dedupe key ("" for none); a dedupe key lives for
-the window ARGV gives (a task's redelivery window, or a short one for the layer's own keys).
+KEYS name the group's keys and the dedupe key ("" for none), all under the group's hash tag (one
+slot on a Cluster); a dedupe key lives for the window ARGV gives (a task's redelivery window, or
+a short one for the layer's own keys). Broadcasts go out with ARGV's publish command: PUBLISH, or
+SPUBLISH on a Cluster (the group's channel shares the tag: the node that runs the script owns it).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 __all__ = ["APPEND", "PUBLISH_ONCE", "TRANSIENT"]
 
 # Skip a repeated key, number the message, append it with the stream's epoch and number, trim to
-# capacity and age, and let idle groups expire. KEYS: stream, meta (a hash: epoch, seq), dedupe
-# key or "". ARGV: data, capacity, expiry seconds, dedupe seconds. The entry id, or false.
+# capacity and age, let idle groups expire, and tell the processes that read the group: the entry
+# on its channel, after a line "K <id> <epoch> <seq>". KEYS: stream, meta (a hash: epoch, seq),
+# dedupe key or "". ARGV: data, capacity, expiry seconds, dedupe seconds, channel, publish
+# command. The entry id, or false.
 APPEND = """
 local stream, meta, dedupe = KEYS[1], KEYS[2], KEYS[3]
 local data, capacity, expiry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -31,28 +35,25 @@ local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - e
 redis.call("XTRIM", stream, "MINID", string.format("%.0f", oldest))
 redis.call("EXPIRE", meta, expiry)
 redis.call("EXPIRE", stream, expiry)
+redis.call(ARGV[6], ARGV[5], "K " .. id .. " " .. epoch .. " " .. seq .. "\\n" .. data)
 return id
 """
 
-# A transient broadcast: onto the group's short live stream, which the same readers read, kept
-# only as long as a reader needs to see it. It notes the number of the last kept message ("a"),
-# so that a reader puts it after that one and before the next. KEYS: live stream, meta, dedupe
-# key or "". ARGV: data, dedupe seconds.
+# A transient broadcast: on the group's channel only, after a line "T" (delivered to the members
+# present, not kept, not numbered). KEYS: dedupe key. ARGV: data, dedupe seconds, channel, publish
+# command.
 TRANSIENT = """
-if KEYS[3] ~= "" and not redis.call("SET", KEYS[3], "1", "NX", "EX", tonumber(ARGV[2])) then
+if not redis.call("SET", KEYS[1], "1", "NX", "EX", tonumber(ARGV[2])) then
   return false
 end
-local after = redis.call("HGET", KEYS[2], "seq") or "0"
-local id = redis.call("XADD", KEYS[1], "MAXLEN", "~", 1000, "*", "d", ARGV[1], "a", after)
-redis.call("EXPIRE", KEYS[1], 60)
-return id
+return redis.call(ARGV[4], ARGV[3], "T\\n" .. ARGV[1])
 """
 
 # A pub/sub broadcast with an idempotency key (a task's id): published at most once per key.
-# KEYS: dedupe key. ARGV: channel, data, dedupe seconds.
+# KEYS: dedupe key. ARGV: channel, data, dedupe seconds, publish command.
 PUBLISH_ONCE = """
 if not redis.call("SET", KEYS[1], "1", "NX", "EX", tonumber(ARGV[3])) then
   return false
 end
-return redis.call("PUBLISH", ARGV[1], ARGV[2])
+return redis.call(ARGV[4], ARGV[1], ARGV[2])
 """

@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import uuid
 
-from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from ..exceptions import LayerUnavailable
-from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys, retried
+from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys
 from .redis_scripts import APPEND, PUBLISH_ONCE, TRANSIENT
+from .redis_target import RedisTarget
 
 __all__ = ["RedisPubSubSender", "RedisReliableSender"]
-
-
-def _client(url: str, *, idempotent: bool) -> Redis:
-    return Redis.from_url(
-        url,
-        retry=Retry(NoBackoff(), 1, supported_errors=retried(idempotent=idempotent)),
-        socket_connect_timeout=2,
-        socket_timeout=5,
-    )
 
 
 class RedisPubSubSender:
     def __init__(self, url: str, prefix: str, *, idempotency_window: int = 3600) -> None:
         self.keys = Keys(prefix)
         self.idempotency_window = idempotency_window
-        self._redis = _client(url, idempotent=False)
+        target = RedisTarget.parse(url)
+        self._publish = "SPUBLISH" if target.sharded else "PUBLISH"
+        self._redis = target.sync_client(idempotent=False)
         self._publish_once = self._redis.register_script(PUBLISH_ONCE)
+        self._send = self._redis.spublish if target.sharded else self._redis.publish
 
     def group_send(
         self, group: str, data: bytes, *, key: str | None = None, transient: bool = False
@@ -43,10 +34,16 @@ class RedisPubSubSender:
         channel = self.keys.channel(group)
         try:
             if key is None:
-                self._redis.publish(channel, data)
+                self._send(channel, data)
             else:
                 dedupe = self.keys.dedupe(group, key)
-                self._publish_once(keys=[dedupe], args=[channel, data, self.idempotency_window])
+                args: list[bytes | str | int] = [
+                    channel,
+                    data,
+                    self.idempotency_window,
+                    self._publish,
+                ]
+                self._publish_once(keys=[dedupe], args=args)
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot publish to {group!r}: {exc}") from exc
 
@@ -62,7 +59,9 @@ class RedisReliableSender:
         self.expiry = expiry
         self.capacity = capacity
         self.idempotency_window = idempotency_window
-        self._redis = _client(url, idempotent=True)
+        target = RedisTarget.parse(url)
+        self._publish = "SPUBLISH" if target.sharded else "PUBLISH"
+        self._redis = target.sync_client(idempotent=True)
         self._append = self._redis.register_script(APPEND)
         self._transient = self._redis.register_script(TRANSIENT)
 
@@ -71,14 +70,15 @@ class RedisReliableSender:
     ) -> None:
         window = RETRY_WINDOW if key is None else self.idempotency_window
         dedupe = self.keys.dedupe(group, key or uuid.uuid4().hex)
+        channel, publish = self.keys.channel(group), self._publish
         try:
             if transient:
-                self._transient(
-                    keys=[self.keys.live(group), self.keys.meta(group), dedupe], args=[data, window]
-                )
+                self._transient(keys=[dedupe], args=[data, window, channel, publish])
             else:
                 keys = [self.keys.stream(group), self.keys.meta(group), dedupe]
-                self._append(keys=keys, args=[data, self.capacity, self.expiry, window])
+                self._append(
+                    keys=keys, args=[data, self.capacity, self.expiry, window, channel, publish]
+                )
         except REDIS_ERRORS as exc:
             raise LayerUnavailable(f"cannot append to {group!r}: {exc}") from exc
 

@@ -1,89 +1,81 @@
-"""Layers by alias, built from configuration."""
+"""Layers by alias, built from configuration.
+
+A backend is one module that owns its configuration: a pydantic model with a ``kind`` literal
+that builds the backend's async layer (``build_layer``) and its sync sender
+(``build_sync_sender``). ``LayerConfig`` is the union of the backends' models, told apart by
+``kind`` (so settings can hold any of them as data); ``layer_config`` picks one by URL scheme, as
+encode/broadcaster does. A backend of your own needs no change here: ``LayerRegistry.from_configs``
+takes any object with those two methods.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
+from pydantic import Field
 
 from .base import ChannelLayer, SyncGroupSender
-from .memory import InMemoryLayer
-from .redis_pubsub import RedisPubSubLayer
-from .redis_reliable import RedisReliableLayer
-from .redis_sync import RedisPubSubSender, RedisReliableSender
+from .memory import MemoryConfig
+from .redis_backend import RedisPubSubConfig, RedisReliableConfig
+from .redis_target import REDIS_SCHEMES
 
-__all__ = ["LayerConfig", "LayerRegistry", "build_layer", "build_sync_sender"]
+__all__ = [
+    "BackendConfig",
+    "LayerConfig",
+    "LayerRegistry",
+    "build_layer",
+    "build_sync_sender",
+    "layer_config",
+]
 
-LayerKind = Literal["memory", "redis_pubsub", "redis_reliable"]
-
-
-class LayerConfig(BaseModel):
-    """How to build one layer. ``expiry`` (seconds a message is kept) and ``capacity`` (messages
-    kept per group) are required by, and only used by, ``redis_reliable``, with its catch-up
-    limits: ``page_size`` (entries a catch-up reads at a time, so a socket holds at most about
-    two pages of one) and ``replay_concurrency`` (catch-up reads at once per process).
-    ``idempotency_window``: how long a send's key (a task id) makes a repeat of it a no-op: at
-    least the longest a task can be redelivered after it ran."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: LayerKind = "memory"
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "taskcast"
-    expiry: PositiveInt | None = None
-    capacity: PositiveInt | None = None
-    idempotency_window: PositiveInt = 3660
-    page_size: PositiveInt = 100
-    replay_concurrency: PositiveInt = 16
-
-    @model_validator(mode="after")
-    def _reliable_needs_limits(self) -> LayerConfig:
-        if self.kind == "redis_reliable" and (self.expiry is None or self.capacity is None):
-            raise ValueError("a redis_reliable layer needs expiry and capacity")
-        return self
+LayerConfig = Annotated[
+    MemoryConfig | RedisPubSubConfig | RedisReliableConfig, Field(discriminator="kind")
+]
 
 
-def build_layer(config: LayerConfig) -> ChannelLayer:
-    match config.kind:
-        case "memory":
-            return InMemoryLayer()
-        case "redis_pubsub":
-            return RedisPubSubLayer(
-                config.url, config.prefix, idempotency_window=config.idempotency_window
-            )
-        case "redis_reliable":
-            assert config.expiry is not None and config.capacity is not None
-            return RedisReliableLayer(
-                config.url,
-                config.prefix,
-                expiry=config.expiry,
-                capacity=config.capacity,
-                idempotency_window=config.idempotency_window,
-                page_size=config.page_size,
-                replay_concurrency=config.replay_concurrency,
-            )
+class BackendConfig(Protocol):
+    """What the registry needs of a backend's configuration."""
+
+    def build_layer(self) -> ChannelLayer: ...
+
+    def build_sync_sender(self) -> SyncGroupSender: ...
 
 
-def build_sync_sender(config: LayerConfig) -> SyncGroupSender:
-    """The sync side of a Redis layer (there is none for the in-memory layer: it lives in one
-    process; use ``InMemoryLayer.sync_sender()`` from a thread of that process)."""
-    match config.kind:
-        case "memory":
-            raise ValueError("the in-memory layer has no sync sender for other processes")
-        case "redis_pubsub":
-            return RedisPubSubSender(
-                config.url, config.prefix, idempotency_window=config.idempotency_window
-            )
-        case "redis_reliable":
-            assert config.expiry is not None and config.capacity is not None
-            return RedisReliableSender(
-                config.url,
-                config.prefix,
-                expiry=config.expiry,
-                capacity=config.capacity,
-                idempotency_window=config.idempotency_window,
-            )
+def layer_config(
+    url: str,
+    *,
+    keep: tuple[int, int] | None = None,
+    prefix: str = "taskcast",
+    **options: Any,
+) -> LayerConfig:
+    """The configuration of a layer at ``url``: ``memory://`` for the in-memory backend, a Redis
+    URL (see ``taskcast.layers.redis_target``) for Redis. ``keep``: ``(expiry, capacity)`` for a
+    layer that keeps messages (resumable), ``None`` for one that does not; ``options``: the
+    backend's own settings."""
+    scheme = url.partition("://")[0]
+    if scheme == "memory":
+        return MemoryConfig()
+    if scheme in REDIS_SCHEMES:
+        if keep is None:
+            return RedisPubSubConfig(url=url, prefix=prefix, **options)
+        expiry, capacity = keep
+        return RedisReliableConfig(
+            url=url, prefix=prefix, expiry=expiry, capacity=capacity, **options
+        )
+    known = ", ".join(f"{name}://" for name in ("memory", *REDIS_SCHEMES))
+    raise ValueError(f"no layer backend for {scheme}:// (known: {known})")
+
+
+def build_layer(config: BackendConfig) -> ChannelLayer:
+    return config.build_layer()
+
+
+def build_sync_sender(config: BackendConfig) -> SyncGroupSender:
+    """The sync side of a layer, for processes without an event loop (there is none for the
+    in-memory layer: it lives in one process; use ``InMemoryLayer.sync_sender()`` from a thread
+    of that process)."""
+    return config.build_sync_sender()
 
 
 class LayerRegistry(Mapping[str, ChannelLayer]):
@@ -93,7 +85,7 @@ class LayerRegistry(Mapping[str, ChannelLayer]):
         self._layers = dict(layers)
 
     @classmethod
-    def from_configs(cls, configs: Mapping[str, LayerConfig]) -> LayerRegistry:
+    def from_configs(cls, configs: Mapping[str, BackendConfig]) -> LayerRegistry:
         return cls({alias: build_layer(config) for alias, config in configs.items()})
 
     def __getitem__(self, alias: str) -> ChannelLayer:
@@ -110,7 +102,7 @@ class LayerRegistry(Mapping[str, ChannelLayer]):
         return len(self._layers)
 
     async def ready(self) -> dict[str, bool]:
-        """Each layer's readiness, by alias."""
+        """Each layer's health (its backend answers), by alias."""
         return {alias: await layer.ready() for alias, layer in self._layers.items()}
 
     async def close(self) -> None:

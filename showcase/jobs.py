@@ -14,7 +14,7 @@ from taskcast.jobs import JobWatcher, queued_event, watch_token
 
 from .messages import MessageText
 
-log = logging.getLogger("web.showcase.jobs")
+log = logging.getLogger("showcase.jobs")
 
 JOB_TASK = "workers.jobs.run_job"
 JOB_TYPES = ("translate", "analyze", "generate", "default")

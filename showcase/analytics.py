@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import JsonValue, StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from web.settings import Settings
+from showcase.settings import Settings
 
 from .messages import EVENT_NAME_PATTERN
 

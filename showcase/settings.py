@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig
+from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig, layer_config
 from taskcast.consumer import Connections
 from taskcast.guards import Grant, TokenAuthenticator
 from taskcast.metrics import Metrics
@@ -78,9 +78,10 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "REDIS_URL")
     )
 
-    # Layers, one per alias: Redis URL (default REDIS_URL), key prefix (default
-    # <key_prefix>:<alias>), and for the reliable ones expiry (s) and capacity (messages).
-    # The memory backend keeps everything in one process: for tests and demos without Redis.
+    # Layers, one per alias: URL (default REDIS_URL; its scheme picks the backend: redis://,
+    # rediss://, unix://, redis+sentinel://, redis+cluster:// or memory://), key prefix (default
+    # <key_prefix>:<alias>), and for the ones that keep messages expiry (s) and capacity.
+    # TASKCAST_LAYER_BACKEND=memory puts every layer in this process: tests and demos, no Redis.
     layer_backend: Literal["redis", "memory"] = "redis"
     key_prefix: str = "taskcast"
     chat_url: str | None = None
@@ -305,27 +306,29 @@ class Settings(BaseSettings):
         return self.celery_result_backend or self.redis_url
 
     def layer_configs(self) -> dict[str, LayerConfig]:
-        memory = self.layer_backend == "memory"
+        """Each alias's layer: chat and notifications are pub/sub (nothing kept), the others
+        keep messages; the backend comes from the URL's scheme."""
 
-        def layer(alias: str, expiry: int | None = None, size: int | None = None) -> LayerConfig:
-            return LayerConfig(
-                kind="memory" if memory else "redis_reliable" if expiry else "redis_pubsub",
-                url=getattr(self, f"{alias}_url") or self.redis_url,
+        def layer(alias: str, keep: tuple[int, int] | None = None) -> LayerConfig:
+            url = getattr(self, f"{alias}_url") or self.redis_url
+            return layer_config(
+                "memory://" if self.layer_backend == "memory" else url,
+                keep=keep,
                 prefix=getattr(self, f"{alias}_prefix") or f"{self.key_prefix}:{alias}",
-                expiry=expiry,
-                capacity=size,
                 idempotency_window=self.idempotency_window,
-                page_size=self.replay_page_size,
-                replay_concurrency=self.replay_concurrency,
+                **({} if keep is None else self.replay_options()),
             )
 
         return {
             "chat": layer("chat"),
-            "queue": layer("queue", self.queue_expiry, self.queue_capacity),
+            "queue": layer("queue", (self.queue_expiry, self.queue_capacity)),
             "notifications": layer("notifications"),
-            "analytics": layer("analytics", self.analytics_expiry, self.analytics_capacity),
-            "jobs": layer("jobs", self.jobs_expiry, self.jobs_capacity),
+            "analytics": layer("analytics", (self.analytics_expiry, self.analytics_capacity)),
+            "jobs": layer("jobs", (self.jobs_expiry, self.jobs_capacity)),
         }
+
+    def replay_options(self) -> dict[str, int]:
+        return {"page_size": self.replay_page_size, "replay_concurrency": self.replay_concurrency}
 
     def consumer_options(
         self, connections: Connections | None = None, metrics: Metrics | None = None

@@ -6,8 +6,8 @@ import logging
 
 from starlette.websockets import WebSocket
 
+from showcase.settings import Settings
 from taskcast import Consumer, InvalidPayload, event_handler, ws_handler
-from web.settings import Settings
 
 from .analytics import AnalyticsLimits
 from .messages import (
@@ -29,7 +29,7 @@ from .messages import (
     SystemPeriodicNotify,
 )
 
-log = logging.getLogger("web.showcase")
+log = logging.getLogger("showcase")
 
 
 def _chat(text: str) -> ChatNotificationMessage:
