@@ -170,7 +170,9 @@ async def test_a_lost_stream_is_not_a_continuation(
     await live.wait_for(1)
     old = live.got[0].position
     assert old is not None
-    await client.delete(f"{key_prefix}:{{g}}:stream", f"{key_prefix}:{{g}}:meta")  # as a restart would
+    await client.delete(
+        f"{key_prefix}:{{g}}:stream", f"{key_prefix}:{{g}}:meta"
+    )  # as a restart would
     await layer.group_send("g", msg(2))
     await live.wait_for(3)
     assert live.texts() == ["1", "gap:reset", "2"]  # live members are told too

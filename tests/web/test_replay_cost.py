@@ -45,7 +45,9 @@ async def test_forged_cursor_catch_ups_cost_a_page_per_socket(
     for n in range(MESSAGES):
         event = AnalyticsEvent(payload=AnalyticsPayload(event="big", data={"n": n, "pad": pad}))
         publisher.publish(AnalyticsConsumer, event)
-    epoch = redis.Redis.from_url(redis_url).hget(f"{key_prefix}:analytics:{{analytics}}:meta", "epoch")
+    epoch = redis.Redis.from_url(redis_url).hget(
+        f"{key_prefix}:analytics:{{analytics}}:meta", "epoch"
+    )
     assert epoch is not None
     forged = "\x1f".join(("analytics", epoch.decode(), "0-0", "0"))
     cursor = base64.urlsafe_b64encode(forged.encode()).rstrip(b"=").decode()

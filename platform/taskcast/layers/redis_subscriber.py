@@ -63,7 +63,7 @@ class Subscriber:
 
     async def add(self, channel: bytes) -> None:
         """Subscribe; returns once Redis confirmed it (at most ``SUBSCRIBE_WAIT`` seconds)."""
-        await self._shard(channel).add(channel)
+        await (await self._shard(channel)).add(channel)
 
     async def discard(self, channel: bytes) -> None:
         shard = self._shards.get(self._route.pop(channel, ""))
@@ -78,18 +78,19 @@ class Subscriber:
         self._route.clear()
         await self._client.aclose()
 
-    def _shard(self, channel: bytes) -> _Shard:
+    async def _shard(self, channel: bytes) -> _Shard:
         name = self._route.get(channel)
         if name is None:
-            name = self._route[channel] = self._node_of(channel)
+            name = self._route[channel] = await self._node_of(channel)
         shard = self._shards.get(name)
         if shard is None:
             shard = self._shards[name] = _Shard(self, name)
         return shard
 
-    def _node_of(self, channel: bytes) -> str:
+    async def _node_of(self, channel: bytes) -> str:
         if not self.target.sharded:
             return ""
+        await self._client.initialize()  # type: ignore[attr-defined]  # once: the slots' nodes
         node = self._client.get_node_from_key(channel)  # type: ignore[attr-defined]
         return str(node.name)
 
@@ -108,7 +109,7 @@ class Subscriber:
         with contextlib.suppress(*REDIS_ERRORS):
             await self._client.nodes_manager.initialize()  # type: ignore[attr-defined]
         for channel in list(shard.channels):
-            name = self._node_of(channel)
+            name = await self._node_of(channel)
             if name != shard.name:
                 shard.channels.discard(channel)
                 self._route[channel] = name
@@ -191,8 +192,9 @@ class _Shard:
         for channel in channels:
             self._pending[channel] = self._pending.get(channel, 0) + 1
         try:
-            if self._sharded:
-                await pubsub.ssubscribe(*channels)
+            if self._sharded:  # one slot a command
+                for channel in channels:
+                    await pubsub.ssubscribe(channel)
             else:
                 await pubsub.subscribe(*channels)
         except REDIS_ERRORS:
