@@ -223,10 +223,10 @@ class Publisher:
         self.target = target
         self.redis = redis.Redis.from_url(REDIS_URL)
         if target in ("pubsub", "reliable", "idle"):
-            from taskcast import SyncPublisher
-            from showcase.settings import Settings
             from showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
             from showcase.messages import SystemNotify
+            from showcase.settings import Settings
+            from taskcast import SyncPublisher
 
             settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
             self.sync = SyncPublisher.from_configs(settings.layer_configs())

@@ -93,10 +93,10 @@ async def _watch(urls: list[str], steps: int, conn: Any) -> None:
 
 
 def run(target: str, jobs: int, steps: int, rate: float, procs: int) -> dict[str, Any]:
+    from showcase import ShowcaseJobWatcher
+    from showcase.settings import Settings
     from taskcast import SyncPublisher
     from taskcast.jobs import JobEvent, JobEventPayload, watch_token
-    from showcase.settings import Settings
-    from showcase import ShowcaseJobWatcher
 
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
     port = free_port()

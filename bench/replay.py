@@ -50,8 +50,8 @@ class Analytics:
     """Publishes analytics events as a task would (SyncPublisher), and reads the cursor."""
 
     def __init__(self, prefix: str) -> None:
-        from taskcast import SyncPublisher
         from showcase.settings import Settings
+        from taskcast import SyncPublisher
 
         self.prefix = prefix
         self.redis = redis.Redis.from_url(REDIS_URL)

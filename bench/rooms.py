@@ -67,8 +67,8 @@ class Publisher:
         self.redis = redis.Redis.from_url(REDIS_URL)
         self.channel = f"{prefix}:ceiling:room:"
         if target == "taskcast":
-            from taskcast import SyncPublisher
             from showcase.settings import Settings
+            from taskcast import SyncPublisher
 
             settings = Settings(redis_url=REDIS_URL, key_prefix=prefix)
             self.sync = SyncPublisher.from_configs(settings.layer_configs())

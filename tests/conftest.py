@@ -20,9 +20,9 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from starlette.applications import Starlette
 
+from showcase.settings import Settings
 from taskcast.testing import LiveServer
 from web.app import create_app
-from showcase.settings import Settings
 from workers.app import create_celery
 
 REDIS_URL = (

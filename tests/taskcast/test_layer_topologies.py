@@ -130,7 +130,7 @@ async def test_a_cluster_carries_groups_on_every_node_and_rides_out_a_restart(
     # One primary restarted (it keeps nothing on disk: its groups begin again, with a notice).
     port = groups[first]
     redis_cluster.restart(port)
-    for g, owner in groups.items():
+    for g in groups:
         await send_until_taken(reliable, g, msg(f"{g} after"))
     for g, owner in groups.items():
         async with asyncio.timeout(15):

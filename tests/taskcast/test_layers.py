@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from taskcast import Delivery, InMemoryLayer, LayerRegistry
-from taskcast.layers import MemoryConfig
 from taskcast.delivery import pack_event, pack_message, unpack
+from taskcast.layers import MemoryConfig
 from taskcast.messages import PingMessage
 
 pytestmark = pytest.mark.anyio

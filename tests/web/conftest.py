@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from taskcast import SyncPublisher
 from showcase.settings import Settings
+from taskcast import SyncPublisher
 
 
 @pytest.fixture

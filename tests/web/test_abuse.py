@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from showcase.settings import Settings
 from taskcast.testing import Closed, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
 
 ENDPOINTS = ["/ws/chat", "/ws/reliable", "/ws/notifications", "/ws/analytics"]
 ACTIONS = ["ping", "chat", "reliable_chat", "notification", "analytics", "system_notify", "error"]

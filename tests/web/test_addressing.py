@@ -13,12 +13,12 @@ import httpx
 import pytest
 import redis.asyncio
 
+from showcase import NotificationConsumer, RoomConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings, TokenGrant
 from taskcast import PublishError, SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings, TokenGrant
-from showcase import NotificationConsumer, RoomConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

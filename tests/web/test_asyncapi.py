@@ -13,10 +13,10 @@ import pytest
 import yaml
 from starlette.routing import WebSocketRoute
 
+from showcase.settings import Settings
 from taskcast import BaseMessage, Consumer, ws_handler
 from taskcast.testing import LiveServer
 from web.app import create_app
-from showcase.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from showcase import AnalyticsConsumer, ReliableChatConsumer
+from showcase.messages import AnalyticsEvent, AnalyticsPayload, SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect, stalled_client
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import AnalyticsConsumer, ReliableChatConsumer
-from showcase.messages import AnalyticsEvent, AnalyticsPayload, SystemNotify
 
 from .rawws import RawReader
 

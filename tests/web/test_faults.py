@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import LayerUnavailable, SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import AnalyticsConsumer, ChatConsumer, ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from showcase.settings import LOOPBACK_HOSTS, Settings
 from taskcast.testing import Closed, LiveServer, connect
 from web.app import create_app
-from showcase.settings import LOOPBACK_HOSTS, Settings
 
 pytestmark = pytest.mark.anyio
 

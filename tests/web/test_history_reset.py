@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 import redis
 
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

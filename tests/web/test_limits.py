@@ -15,9 +15,9 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from showcase.settings import Settings
 from taskcast.testing import Closed, LiveServer, connect, raw_client
 from web.app import create_app
-from showcase.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskcast import SyncPublisher
-from taskcast.testing import LiveServer, connect
 from showcase import ReliableChatConsumer
 from showcase.messages import SystemNotify
+from taskcast import SyncPublisher
+from taskcast.testing import LiveServer, connect
 
 pytestmark = pytest.mark.anyio
 

@@ -11,12 +11,12 @@ import pytest
 from celery import Celery
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

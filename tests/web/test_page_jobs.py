@@ -10,8 +10,8 @@ from playwright.sync_api import Browser, expect
 from pydantic import SecretStr
 
 import workers.jobs  # noqa: F401 - registers the job task on every app
-from taskcast.testing import LiveServer
 from showcase.settings import Settings
+from taskcast.testing import LiveServer
 
 from .test_page import CHROMIUM, browser, lane, open_page, problems, shot  # noqa: F401
 

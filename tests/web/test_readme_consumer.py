@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from taskcast.testing import LiveServer, connect
 from showcase.settings import Settings
+from taskcast.testing import LiveServer, connect
 
 pytestmark = pytest.mark.anyio
 

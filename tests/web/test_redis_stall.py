@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import redis
 
+from showcase.settings import Settings
 from taskcast.layers.redis_common import Keys
 from taskcast.testing import Frame, LiveClient, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

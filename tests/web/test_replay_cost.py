@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import redis
 
-from taskcast import SyncPublisher
-from taskcast.testing import connect
-from showcase.settings import Settings
 from showcase import AnalyticsConsumer
 from showcase.messages import AnalyticsEvent, AnalyticsPayload
+from showcase.settings import Settings
+from taskcast import SyncPublisher
+from taskcast.testing import connect
 
 pytestmark = pytest.mark.anyio
 

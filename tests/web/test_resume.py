@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from showcase import AnalyticsConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import AnalyticsConsumer, ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

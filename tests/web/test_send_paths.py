@@ -10,13 +10,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from showcase import ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.eager import TESTED, steppable_send
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import ChatConsumer, ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from taskcast import SyncPublisher
-from taskcast.testing import LiveClient, LiveServer, connect
 from showcase import (
     AnalyticsConsumer,
     ChatConsumer,
@@ -13,6 +11,8 @@ from showcase import (
     ReliableChatConsumer,
 )
 from showcase.messages import ChatInput, ChatMessage, SystemNotify, SystemPeriodicNotify
+from taskcast import SyncPublisher
+from taskcast.testing import LiveClient, LiveServer, connect
 
 pytestmark = pytest.mark.anyio
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from taskcast import SyncPublisher
-from taskcast.testing import connect
-from showcase.settings import Settings
 from showcase import ReliableChatConsumer
 from showcase.messages import SystemNotify
+from showcase.settings import Settings
+from taskcast import SyncPublisher
+from taskcast.testing import connect
 
 pytestmark = pytest.mark.anyio
 

@@ -8,12 +8,12 @@ import struct
 
 import pytest
 
+from showcase import ChatConsumer, ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.testing import LiveServer, connect, stalled_client
 from web.app import create_app
-from showcase.settings import Settings
-from showcase import ChatConsumer, ReliableChatConsumer
-from showcase.messages import SystemNotify
 
 pytestmark = pytest.mark.anyio
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from celery import Celery
 
+from showcase.messages import SystemNotify
+from showcase.seed_messages import SystemEchoMessage, TextPayload, UserMessage
+from showcase.settings import Settings
 from taskcast import Consumer, SyncPublisher, event_handler, ws_handler
 from taskcast.testing import LiveClient, LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
-from showcase.messages import SystemNotify
-from showcase.seed_messages import SystemEchoMessage, TextPayload, UserMessage
 
 pytestmark = pytest.mark.anyio
 

@@ -15,11 +15,11 @@ import pytest
 import redis
 from celery import Celery
 
-from taskcast import InMemoryLayer
-from taskcast.testing import Communicator, LiveClient, LiveServer, connect
-from showcase.settings import Settings
 from showcase import AnalyticsConsumer
 from showcase.messages import EVENT_NAME_PATTERN
+from showcase.settings import Settings
+from taskcast import InMemoryLayer
+from taskcast.testing import Communicator, LiveClient, LiveServer, connect
 from workers.analytics import OTHER, AnalyticsCounts
 from workers.tasks import SUMMARY_TITLE, UNCHANGED, analytics_counts
 

@@ -14,9 +14,9 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from showcase.settings import Settings
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
 from workers.app import create_celery
 
 from ..conftest import RedisServer

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from showcase.settings import Settings
 from taskcast.testing import LiveServer, connect
 from web.app import create_app
-from showcase.settings import Settings
 
 from ..conftest import RedisServer
 

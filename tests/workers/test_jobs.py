@@ -20,8 +20,8 @@ from celery.contrib.testing.worker import start_worker
 from pydantic import SecretStr
 
 import workers.jobs  # noqa: F401 - registers the job task on every app
-from taskcast.testing import LiveClient, LiveServer, connect
 from showcase.settings import Settings
+from taskcast.testing import LiveClient, LiveServer, connect
 from workers.jobs import ShowcaseJob, result_text
 
 from .test_redelivery import Runs, runs  # noqa: F401 - the fixture

@@ -18,8 +18,8 @@ import pytest
 import redis
 from celery import Celery
 
-from taskcast.testing import LiveServer, connect
 from showcase.settings import Settings
+from taskcast.testing import LiveServer, connect
 
 from .celery_process import CeleryProcess
 

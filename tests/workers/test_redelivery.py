@@ -19,9 +19,9 @@ from celery import Celery
 from celery.result import AsyncResult
 from celery.signals import task_postrun
 
+from showcase.settings import Settings
 from taskcast.layers.redis_common import Keys
 from taskcast.testing import LiveClient, LiveServer, connect
-from showcase.settings import Settings
 
 from .celery_process import CeleryProcess
 

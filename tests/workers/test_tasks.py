@@ -9,8 +9,8 @@ import pytest
 import redis
 from celery import Celery
 
-from taskcast.testing import LiveClient, LiveServer, connect
 from showcase.settings import Settings
+from taskcast.testing import LiveClient, LiveServer, connect
 from workers.tasks import analytics_counts
 
 pytestmark = pytest.mark.anyio
