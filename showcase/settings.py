@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TASKCAST_", extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", validation_alias=_env("HOST", "HOST"))
+    # Web processes on this host, sharing the port (SO_REUSEPORT; see web.processes); 0: one
+    # per core. Every limit below is per process.
+    web_processes: int = Field(1, ge=0, le=1024)
+    # The folder where the web processes of a host leave their metrics for /metrics to add up
+    # (python -m web makes one when it runs several; see taskcast.host_metrics).
+    metrics_dir: Path | None = None
     port: int = Field(8000, ge=0, le=65535, validation_alias=_env("PORT", "PORT"))
     log_level: str = "info"
     redis_url: str = Field(

@@ -1,4 +1,5 @@
-"""``python -m web``: serve the web tier with uvicorn, configured from the settings.
+"""``python -m web``: serve the web tier with uvicorn, configured from the settings; with
+``TASKCAST_WEB_PROCESSES`` above 1, that many processes on the port (see ``web.processes``).
 
 On SIGTERM or SIGINT the sockets are closed first, with 1001 (going away), so that clients
 reconnect elsewhere and resume from their cursors; then uvicorn stops as usual.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import socket
 from types import FrameType
 
 import uvicorn
@@ -17,6 +19,7 @@ from showcase.settings import Settings
 from taskcast.logs import redact_server_logs
 
 from .app import create_app
+from .processes import Supervisor, processes_wanted
 from .server import guarded_http
 
 
@@ -31,8 +34,9 @@ class Server(uvicorn.Server):
             self.going_away = asyncio.get_running_loop().create_task(
                 self.close_then_exit(sig, frame)
             )
-        else:
+        elif self.going_away is None or self.going_away.done():
             super().handle_exit(sig, frame)
+        # else: closing already (a Ctrl-C reaches the supervisor and its processes alike)
 
     async def close_then_exit(self, sig: int, frame: FrameType | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -50,6 +54,20 @@ def raise_descriptor_limit() -> None:
 
 
 def main() -> None:
+    settings = Settings.load()
+    count = processes_wanted(settings.web_processes)
+    if count > 1:
+        try:
+            settings.trusted_hosts()
+            supervisor = Supervisor(settings.host, settings.port, count)
+        except (ValueError, OSError) as exc:
+            raise SystemExit(f"taskcast: {exc}") from None
+        raise SystemExit(supervisor.run())
+    serve()
+
+
+def serve(sockets: list[socket.socket] | None = None) -> None:
+    """One web process: on ``sockets`` (SO_REUSEPORT ones, see web.processes), or on HOST:PORT."""
     settings = Settings.load()
     try:
         settings.trusted_hosts()
@@ -75,7 +93,7 @@ def main() -> None:
     raise_descriptor_limit()
     redact_server_logs()  # after uvicorn configured its loggers: no token or cursor logged
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
-        Server(config, app.state).run()
+        Server(config, app.state).run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -23,6 +24,7 @@ from showcase.queue import producer
 from showcase.settings import Settings, TokenGrant
 from taskcast import Consumer, LayerRegistry, Publisher
 from taskcast.consumer import Connections
+from taskcast.host_metrics import HostMetrics
 from taskcast.metrics import Metrics, MetricsCollector
 
 from .api import broadcast, job_tokens, start_job_endpoint
@@ -45,15 +47,25 @@ def create_app(
     metrics = Metrics()
     metrics.registry.register(MetricsCollector(metrics, layers))
     for alias, layer in layers.items():
-        layer.lag_observer = metrics.lag.labels(alias).observe
+        if layer.keeps_messages:
+            layer.lag_observer = metrics.lag.labels(alias).observe
     options = settings.consumer_options(connections, metrics)
+    scraped = metrics.registry
+    host: HostMetrics | None = None
+    if settings.metrics_dir is not None:  # one of several processes: /metrics adds them up
+        host = HostMetrics(settings.metrics_dir, metrics.registry)
+        scraped = CollectorRegistry(auto_describe=True)
+        scraped.register(host)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.loop = asyncio.get_running_loop()  # for tests and tools that look inside
+        writer = None if host is None else asyncio.create_task(write_every_second(host))
         try:
             yield
         finally:
+            if writer is not None:
+                writer.cancel()
             await layers.close()
 
     routes: list[BaseRoute] = [
@@ -79,6 +91,7 @@ def create_app(
     app.state.layers = layers
     app.state.connections = connections
     app.state.metrics = metrics
+    app.state.scraped = scraped
     app.state.publisher = Publisher(layers, settings.address_rules())
     app.state.tasks = TaskQueue(producer(settings))
     app.state.asyncapi = {}
@@ -105,13 +118,20 @@ def check_token_paths(settings: Settings, routes: list[BaseRoute]) -> None:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """The process's metrics in Prometheus' text format (see taskcast.metrics)."""
-    registry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    """The metrics in Prometheus' text format (see taskcast.metrics): this process's, or, with
+    several on the host, all of theirs (taskcast.host_metrics)."""
+    body = generate_latest(request.app.state.scraped)  # on the loop: the counters live there
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def write_every_second(host: HostMetrics) -> None:
+    while True:
+        host.write()
+        await asyncio.sleep(1)
 
 
 async def readyz(request: Request) -> Response:

@@ -40,7 +40,7 @@ from .redis_replay import (
     Page,
     PageCache,
     RedisReplay,
-    canonical_id,
+    canonical,
     gap,
     id_key,
 )
@@ -165,7 +165,7 @@ class RedisReliableLayer:
     def check_position(self, position: Position) -> Position:
         """``position`` with its id in canonical form; ``ValueError`` when it is not an id of a
         Redis stream."""
-        return position._replace(id=canonical_id(position.id))
+        return canonical(position)
 
     async def group_discard(self, group: str, member: Member) -> None:
         if (stream := self._streams.get(group)) is not None:

@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "PageCache",
     "RedisReplay",
+    "canonical",
     "canonical_id",
     "gap",
     "id_key",
@@ -45,6 +46,15 @@ FIRST_READ = 32  # entries a catch-up's first read asks for, before it knows the
 
 _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 _U64 = 2**64  # a stream id's two parts are unsigned 64-bit numbers
+_EPOCH = re.compile(r"-|\d{1,12}\.\d{1,6}")  # NO_EPOCH, or the seconds.microseconds Redis began it
+
+
+def canonical(position: Position) -> Position:
+    """``position`` with its id in canonical form; ``ValueError`` when it is not one this
+    layer makes (an epoch as the append script writes it, a stream entry id)."""
+    if not _EPOCH.fullmatch(position.epoch):
+        raise ValueError("not an epoch of a stream")
+    return position._replace(id=canonical_id(position.id))
 
 
 def canonical_id(entry_id: str) -> str:

@@ -90,7 +90,7 @@ class Subscriber:
     async def _node_of(self, channel: bytes) -> str:
         if not self.target.sharded:
             return ""
-        await self._client.initialize()  # type: ignore[attr-defined]  # once: the slots' nodes
+        await self._client.initialize()  # once: where the slots live
         node = self._client.get_node_from_key(channel)  # type: ignore[attr-defined]
         return str(node.name)
 

@@ -1,0 +1,88 @@
+"""Two web processes on one port (TASKCAST_WEB_PROCESSES=2): both serve, a broadcast reaches the
+sockets of both, /metrics counts the whole host whichever process answers, a cursor from one
+resumes on either, and SIGTERM closes every socket with 1001."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from showcase import ReliableChatConsumer
+from showcase.messages import SystemNotify
+from showcase.settings import Settings
+from taskcast import SyncPublisher
+from taskcast.testing import LiveClient, connect
+
+pytestmark = pytest.mark.anyio
+
+SOCKETS = 12
+
+
+def connections(text: str) -> float:
+    for family in text_string_to_metric_families(text):
+        if family.name == "taskcast_connections":
+            return sum(s.value for s in family.samples if s.labels["endpoint"] == "/ws/reliable")
+    return 0
+
+
+async def until(client: LiveClient, message: str) -> tuple[list[str], str | None]:
+    """Frames' messages up to and including ``message``, and the newest cursor among them."""
+    seen: list[str] = []
+    cursor = None
+    while message not in seen:
+        frame = await client.receive(timeout=10)
+        seen.append(frame["payload"]["message"])
+        cursor = frame.get("cursor", cursor)
+    return seen, cursor
+
+
+async def test_two_processes_share_the_port_the_groups_and_the_metrics(
+    web_process: Callable[[dict[str, str]], Any], settings: Settings
+) -> None:
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "TASKCAST_KEY_PREFIX": settings.key_prefix,
+        "TASKCAST_WEB_PROCESSES": "2",
+    }
+    web = web_process(env)
+    pids: set[int] = set()
+    for _ in range(200):  # a connection each: the kernel spreads them over both processes
+        async with httpx.AsyncClient(base_url=f"http://{web.base}") as http:
+            pids.add((await http.get("/healthz")).json()["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2
+    assert web.process.pid not in pids  # the supervisor serves nothing itself
+    publisher = SyncPublisher.from_configs(settings.layer_configs())
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(connect(web.ws_url("/ws/reliable")))
+            for _ in range(SOCKETS)
+        ]
+        publisher.publish(ReliableChatConsumer, SystemNotify(payload="to all"))
+        cursors = [(await until(client, "to all"))[1] for client in clients]
+        # Whichever process answers, /metrics counts the sockets of both.
+        async with asyncio.timeout(10):
+            answered: set[float] = set()
+            while answered != {SOCKETS} or len(answered) != 1:
+                async with httpx.AsyncClient(base_url=f"http://{web.base}") as http:
+                    answered = {connections((await http.get("/metrics")).text) for _ in range(4)}
+                await asyncio.sleep(0.2)
+        # A cursor from one process resumes on whichever the next connection lands on.
+        publisher.publish(ReliableChatConsumer, SystemNotify(payload="while away"))
+        for cursor in cursors[:4]:
+            async with connect(web.ws_url(f"/ws/reliable?cursor={cursor}")) as again:
+                seen, _ = await until(again, "while away")
+                assert "to all" not in seen and seen.count("while away") == 1
+        # SIGTERM to the supervisor: every socket, on both processes, is closed with 1001.
+        stopping = asyncio.create_task(asyncio.to_thread(web.stop, signal.SIGTERM))
+        codes = [await client.wait_closed() for client in clients]
+        assert codes == [1001] * SOCKETS
+        assert await stopping == 0
