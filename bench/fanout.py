@@ -7,6 +7,7 @@ to connect while each join is broadcast to the room, and server memory per idle 
 
     .venv/bin/python bench/fanout.py --target pubsub --clients 1000 --broadcasts 200 --rate 0
     .venv/bin/python bench/fanout.py --suite          # the README's table (several minutes)
+    .venv/bin/python bench/fanout.py --processes-suite  # one web process against two
 """
 
 from __future__ import annotations
@@ -56,17 +57,34 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def tree_rss_kib(pid: int) -> int:
+    """The memory of a process and its descendants (a supervisor and its web processes)."""
+    total = rss_kib(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                total += tree_rss_kib(int(child))
+    return total
+
+
 def start_server(
-    target: str, port: int, prefix: str, extra: dict[str, str] | None = None
+    target: str,
+    port: int,
+    prefix: str,
+    extra: dict[str, str] | None = None,
+    processes: int = 1,
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PORT": str(port), "REDIS_URL": REDIS_URL}
     env |= {"TASKCAST_LOG_LEVEL": "warning", "TASKCAST_KEY_PREFIX": prefix}
-    env |= {"CEILING_CHANNEL": f"{prefix}:ceiling", **(extra or {})}
+    env |= {"CEILING_CHANNEL": f"{prefix}:ceiling", "TASKCAST_WEB_PROCESSES": str(processes)}
+    env |= extra or {}
     if target == "ceiling":
         command = [sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--port", str(port)]
         # The same server settings as `python -m web`, so that only the application differs.
         command += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
         command += ["--log-level", "warning"]
+        if processes > 1:  # uvicorn's own: one socket, shared by its worker processes
+            command += ["--workers", str(processes)]
     else:
         command = [sys.executable, "-m", "web"]
     process = subprocess.Popen(command, cwd=ROOT, env=env)
@@ -243,6 +261,9 @@ class Publisher:
         else:
             self.sync.publish(self.consumer, self.event(payload=text))
 
+    def clients(self) -> int:
+        return int(self.redis.info("clients")["connected_clients"])
+
     def commands(self) -> int:
         stats = self.redis.info("commandstats")
         return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
@@ -267,11 +288,13 @@ def run(
     client: str = "node",
     stalled: int = 0,
     padding: int = 0,
+    web_processes: int = 1,
 ) -> dict[str, Any]:
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
     port = free_port()
-    server = start_server(target, port, prefix)
     publisher = Publisher(target, prefix)
+    redis_clients_before = publisher.clients()
+    server = start_server(target, port, prefix, processes=web_processes)
     url = f"ws://127.0.0.1:{port}{PATHS[target]}"
     context = mp.get_context("spawn")
     shares = [clients_n // procs + (1 if i < clients_n % procs else 0) for i in range(procs)]
@@ -279,7 +302,7 @@ def run(
     pipes: list[Any] = []
     outs: list[str] = []
     try:
-        idle_before = rss_kib(server.pid)
+        idle_before = tree_rss_kib(server.pid)
         writes_before = publisher.writes()
         started = time.time()
         for i, share in enumerate(shares):
@@ -309,7 +332,8 @@ def run(
         if target != "idle":
             publisher.send(f"bench:barrier:{time.time_ns()}")
         time.sleep(1.0 if clients_n < 2000 else 3.0)  # let the room settle before measuring
-        idle_after = rss_kib(server.pid)
+        idle_after = tree_rss_kib(server.pid)
+        redis_clients = publisher.clients() - redis_clients_before
         commands_before = publisher.commands()
         timeout = max(30.0, broadcasts / rate * 2 if rate else 120.0) if broadcasts else 1.0
         for pipe in pipes:
@@ -323,7 +347,7 @@ def run(
                 time.sleep(max(0.0, first + (seq + 1) * interval - time.time()))
         commands = publisher.commands() - commands_before
         reports = [pipe.recv() for pipe in pipes]
-        busy_rss = rss_kib(server.pid)
+        busy_rss = tree_rss_kib(server.pid)
         for sock in stuck:
             sock.close()
         latencies = array("f")
@@ -336,6 +360,7 @@ def run(
         elapsed = max(r["last"] for r in reports) - first  # to the last client's last frame
         return {
             "target": target,
+            "web_processes": web_processes,
             "client": client,
             "clients": clients_n,
             "broadcasts": broadcasts,
@@ -351,6 +376,7 @@ def run(
             if target == "idle"
             else round(max(r["barrier"] for r in reports) - started, 2),
             "server_rss_per_connection_kib": round((idle_after - idle_before) / clients_n, 1),
+            "server_redis_connections": redis_clients,
             "stalled_clients": stalled,
             "server_rss_growth_during_broadcasts_kib": busy_rss - idle_after,
         }
@@ -385,6 +411,17 @@ def suite() -> None:
         go("idle", clients_n, 0, 0, 2)
 
 
+def processes_suite() -> None:
+    """One web process against two, the same client load; the ceiling the same way (uvicorn's
+    --workers). The README's "Every core" table."""
+    client = "node" if node_available() else "python"
+    for clients_n, broadcasts in ((100, 1000), (1000, 200)):
+        for target in ("ceiling", "pubsub", "reliable"):
+            for processes in (1, 2):
+                result = run(target, clients_n, broadcasts, 0, 2, client, web_processes=processes)
+                print(json.dumps(result), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -399,8 +436,13 @@ def main() -> None:
     parser.add_argument("--client", choices=("node", "python"), default=None)
     parser.add_argument("--stalled", type=int, default=0, help="clients that never read")
     parser.add_argument("--padding", type=int, default=0, help="extra bytes per broadcast")
+    parser.add_argument("--web-processes", type=int, default=1, help="server processes")
     parser.add_argument("--suite", action="store_true")
+    parser.add_argument("--processes-suite", action="store_true", help="1 vs 2 web processes")
     args = parser.parse_args()
+    if args.processes_suite:
+        processes_suite()
+        return
     if args.suite:
         suite()
         return
@@ -415,6 +457,7 @@ def main() -> None:
         client,
         stalled=args.stalled,
         padding=args.padding,
+        web_processes=args.web_processes,
     )
     print(json.dumps(result))
 

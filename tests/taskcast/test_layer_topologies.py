@@ -42,8 +42,8 @@ async def test_a_sentinel_failover_keeps_members_and_delivers_what_was_acknowled
     sentinel_set: SentinelSet, recorder: Any
 ) -> None:
     url = sentinel_set.url
-    reliable = RedisReliableLayer(url, "failover", expiry=60, capacity=1000)
-    pubsub = RedisPubSubLayer(url, "failover")
+    reliable = RedisReliableLayer(url, "failover-kept", expiry=60, capacity=1000)
+    pubsub = RedisPubSubLayer(url, "failover-live")
     kept, live = recorder("kept"), recorder("live")
     await reliable.group_add("g", kept)
     await pubsub.group_add("g", live)
@@ -71,7 +71,9 @@ async def test_a_sentinel_failover_keeps_members_and_delivers_what_was_acknowled
             await send_until_taken(pubsub, "g", msg(f"live {time.monotonic()}"))
             await asyncio.sleep(0.1)
     # A sender of the workers' kind finds the new primary too.
-    RedisReliableSender(url, "failover", expiry=60, capacity=1000).group_send("g", msg("sync"))
+    sender = RedisReliableSender(url, "failover-kept", expiry=60, capacity=1000)
+    sender.group_send("g", msg("sync"))
+    sender.close()
     assert (await kept.wait_for(len(texts) + 1))[-1].text == '"sync"'
     assert reliable.reconnects >= 1 and pubsub.reconnects >= 1
     # A member resuming from a position before the failover gets what followed it.
@@ -98,28 +100,32 @@ async def test_a_cluster_carries_groups_on_every_node_and_rides_out_a_restart(
     redis_cluster: ClusterSet, recorder: Any
 ) -> None:
     url = redis_cluster.url
-    reliable = RedisReliableLayer(url, "cluster", expiry=60, capacity=100)
-    pubsub = RedisPubSubLayer(url, "cluster")
-    groups = groups_on_every_node(redis_cluster, "cluster")
+    reliable = RedisReliableLayer(url, "kept", expiry=60, capacity=100)
+    pubsub = RedisPubSubLayer(url, "live")
+    groups = groups_on_every_node(redis_cluster, "kept")
     assert set(groups.values()) == set(redis_cluster.ports)
     kept = {g: recorder(f"kept-{g}") for g in groups}
     live = {g: recorder(f"live-{g}") for g in groups}
     for g in groups:
         await reliable.group_add(g, kept[g])
         await pubsub.group_add(g, live[g])
+    kept_sender = RedisReliableSender(url, "kept", expiry=60, capacity=100)
+    live_sender = RedisPubSubSender(url, "live")
     for g in groups:
         await reliable.group_send(g, msg(f"{g} one"))
         await pubsub.group_send(g, msg(f"{g} live"))
-        RedisReliableSender(url, "cluster", expiry=60, capacity=100).group_send(g, msg(f"{g} two"))
-        RedisPubSubSender(url, "cluster").group_send(g, msg(f"{g} sync"))
+        kept_sender.group_send(g, msg(f"{g} two"))
+        live_sender.group_send(g, msg(f"{g} sync"))
+    kept_sender.close()
+    live_sender.close()
     for g in groups:
         assert [d.text for d in await kept[g].wait_for(2)] == [f'"{g} one"', f'"{g} two"']
         assert [d.text for d in await live[g].wait_for(2)] == [f'"{g} live"', f'"{g} sync"']
     # Each process subscribes on each node that owns one of its channels, sharded.
     for port in redis_cluster.ports:
         node = redis.Redis(port=port)
-        channels = {c.decode() for c in node.pubsub_shardchannels("cluster:*")}
-        assert channels == {f"cluster:{{{g}}}" for g, p in groups.items() if p == port}
+        channels = {c.decode() for c in node.pubsub_shardchannels("kept:*")}
+        assert channels == {f"kept:{{{g}}}" for g, p in groups.items() if p == port}
         node.close()
     # A resume reads the group's stream on its node.
     first = next(iter(groups))

@@ -15,7 +15,7 @@ def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (layers["jobs"].expiry, layers["jobs"].capacity) == (3600, 1000)
     assert (layers["queue"].expiry, layers["queue"].capacity) == (900, 1000)
     assert (layers["analytics"].expiry, layers["analytics"].capacity) == (3600, 5000)
-    assert layers["chat"].expiry is None
+    assert layers["chat"].kind == "redis_pubsub" and layers["queue"].kind == "redis_reliable"
     assert len({config.prefix for config in layers.values()}) == 5
     assert {config.url for config in layers.values()} == {"redis://127.0.0.1:6379/0"}
 

@@ -22,7 +22,7 @@ from .local import LocalGroups
 from .redis_common import REDIS_ERRORS, Keys, answers
 from .redis_scripts import PUBLISH_ONCE
 from .redis_subscriber import Subscriber
-from .redis_target import RedisTarget
+from .redis_target import RedisTarget, close_client
 
 __all__ = ["RedisPubSubLayer"]
 
@@ -95,7 +95,7 @@ class RedisPubSubLayer:
     async def close(self) -> None:
         await self._subscriber.close()
         self._groups.clear()
-        await self._redis.aclose()
+        await close_client(self._redis)
 
     def _received(self, channel: bytes, data: bytes) -> None:
         group = self.keys.group_of(channel)

@@ -20,6 +20,7 @@ entry reaches each member once, and a catch-up is paced by the member's socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -36,25 +37,26 @@ from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys, answers
 from .redis_replay import (
     NO_EPOCH,
     START,
+    Entries,
     Head,
     Page,
     PageCache,
     RedisReplay,
     canonical,
-    gap,
+    entry,
+    entry_position,
     id_key,
+    live_notice,
 )
 from .redis_scripts import APPEND, TRANSIENT
 from .redis_subscriber import Subscriber
-from .redis_target import RedisTarget
+from .redis_target import RedisTarget, close_client
 
 __all__ = ["NO_EPOCH", "RedisReliableLayer"]
 
 log = logging.getLogger("taskcast.layers.redis")
 
 BATCH = 1_000  # entries a read of missed ones takes at a time
-
-Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass
@@ -176,6 +178,9 @@ class RedisReliableLayer:
             await self._subscriber.discard(self.keys.channel(group))
 
     async def flush(self) -> None:
+        for group in list(self._streams):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self._subscriber.discard(self.keys.channel(group))
         self._groups.clear()
         self._streams.clear()
 
@@ -185,7 +190,7 @@ class RedisReliableLayer:
     async def close(self) -> None:
         await self._subscriber.close()
         await self.flush()
-        await self._redis.aclose()
+        await close_client(self._redis)
 
     # Catch-ups (the Source a RedisReplay reads) ------------------------------------------------
 
@@ -214,7 +219,7 @@ class RedisReliableLayer:
                 break
             size += len(fields.get(b"d", b""))
             last_id, taken = entry_id.decode(), taken + 1
-            delivery = _entry(group, entry_id, fields)
+            delivery = entry(group, entry_id, fields)
             if delivery is not None:
                 delivery.replayed = True
                 deliveries.append(delivery)
@@ -264,7 +269,7 @@ class RedisReliableLayer:
         finally:
             stream.joined.set()
         if newest:
-            stream.epoch, stream.last_id, stream.seq = _position(newest[0][0], newest[0][1])
+            stream.epoch, stream.last_id, stream.seq = entry_position(newest[0][0], newest[0][1])
         while stream.joining:  # no await but in _take's reads: more may come meanwhile
             await self._take(group, stream, stream.joining.pop(0))
         stream.joining = None
@@ -326,11 +331,11 @@ class RedisReliableLayer:
             if self._streams.get(group) is not stream:
                 return  # left meanwhile
             for entry_id, fields in entries:
-                entry = _entry(group, entry_id, fields)
-                if entry is None:
+                kept = entry(group, entry_id, fields)
+                if kept is None:
                     stream.last_id = entry_id.decode()
                 else:
-                    self._fan_out(group, stream, entry)
+                    self._fan_out(group, stream, kept)
             if len(entries) < BATCH:
                 return
 
@@ -340,7 +345,7 @@ class RedisReliableLayer:
         if at.epoch == stream.epoch and id_key(at.id) <= id_key(stream.last_id):
             return  # read before this process's members joined, or read again after a loss
         if stream.epoch is not None:
-            notice = _notice(group, before, at)
+            notice = live_notice(group, before, at)
             if notice is not None:
                 if notice.gap is not None and notice.gap.payload.reason == "reset":
                     self.pages.forget(group)
@@ -376,29 +381,3 @@ class RedisReliableLayer:
                 del stream.floors[member_id]
             if not member.deliver(delivery) and before is not None:
                 self._fall_behind(group, stream, member, before)
-
-
-def _notice(group: str, before: Position, at: Position) -> Delivery | None:
-    """The gap notice the reader owes its members between ``before`` and ``at``, if any."""
-    if at.epoch != before.epoch:
-        # The stream was lost and began again: what this process had not read is gone.
-        return gap(group, "reset", Position(at.epoch, START, 0))
-    if at.seq <= before.seq:
-        # The numbers went backwards (Redis restored from an older snapshot).
-        return gap(group, "reset", Position(at.epoch, before.id, at.seq - 1))
-    if at.seq > before.seq + 1:
-        # Entries were trimmed before this process read them (it fell behind capacity).
-        return gap(group, "trimmed", Position(at.epoch, before.id, at.seq - 1))
-    return None
-
-
-def _position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:
-    return Position(fields[b"e"].decode(), entry_id.decode(), int(fields[b"n"]))
-
-
-def _entry(group: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery | None:
-    try:
-        return unpack(fields[b"d"], group, _position(entry_id, fields))
-    except (KeyError, ValueError):
-        log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
-        return None

@@ -15,12 +15,13 @@ backwards (a Redis restored from an older snapshot), is a ``reset`` gap. Never a
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import OrderedDict
 from typing import Literal, NamedTuple, Protocol
 
 from ..cursor import Position
-from ..delivery import Delivery
+from ..delivery import Delivery, unpack
 from ..exceptions import LayerUnavailable
 from ..messages import GapMessage
 from .redis_common import REDIS_ERRORS
@@ -28,15 +29,21 @@ from .redis_common import REDIS_ERRORS
 __all__ = [
     "NO_EPOCH",
     "START",
+    "Entries",
     "Head",
     "Page",
     "PageCache",
     "RedisReplay",
     "canonical",
     "canonical_id",
+    "entry",
+    "entry_position",
     "gap",
     "id_key",
+    "live_notice",
 ]
+
+log = logging.getLogger("taskcast.layers.redis")
 
 NO_EPOCH = "-"  # the position of a group whose stream does not exist (yet)
 START = "0-0"
@@ -243,3 +250,34 @@ class PageCache:
     def forget(self, group: str) -> None:
         for key in [key for key in self._pages if key[0] == group]:
             self._bytes -= self._pages.pop(key).size
+
+
+# Entries as the layer reads them ------------------------------------------------------------
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def live_notice(group: str, before: Position, at: Position) -> Delivery | None:
+    """The gap notice the reader owes its members between ``before`` and ``at``, if any."""
+    if at.epoch != before.epoch:
+        # The stream was lost and began again: what this process had not read is gone.
+        return gap(group, "reset", Position(at.epoch, START, 0))
+    if at.seq <= before.seq:
+        # The numbers went backwards (Redis restored from an older snapshot).
+        return gap(group, "reset", Position(at.epoch, before.id, at.seq - 1))
+    if at.seq > before.seq + 1:
+        # Entries were trimmed before this process read them (it fell behind capacity).
+        return gap(group, "trimmed", Position(at.epoch, before.id, at.seq - 1))
+    return None
+
+
+def entry_position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:
+    return Position(fields[b"e"].decode(), entry_id.decode(), int(fields[b"n"]))
+
+
+def entry(group: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery | None:
+    try:
+        return unpack(fields[b"d"], group, entry_position(entry_id, fields))
+    except (KeyError, ValueError):
+        log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
+        return None

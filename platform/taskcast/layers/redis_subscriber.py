@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from .redis_common import REDIS_ERRORS, Backoff
-from .redis_target import RedisTarget
+from .redis_target import RedisTarget, close_client
 
 __all__ = ["Subscriber"]
 
@@ -57,10 +57,6 @@ class Subscriber:
     def reconnects(self) -> int:
         return sum(shard.reconnects for shard in self._shards.values())
 
-    def is_down(self, channel: bytes) -> bool:
-        shard = self._shards.get(self._route.get(channel, ""))
-        return shard is not None and shard.down_since is not None
-
     async def add(self, channel: bytes) -> None:
         """Subscribe; returns once Redis confirmed it (at most ``SUBSCRIBE_WAIT`` seconds)."""
         await (await self._shard(channel)).add(channel)
@@ -76,7 +72,7 @@ class Subscriber:
             await shard.stop()
         self._shards.clear()
         self._route.clear()
-        await self._client.aclose()
+        await close_client(self._client)
 
     async def _shard(self, channel: bytes) -> _Shard:
         name = self._route.get(channel)
@@ -129,6 +125,8 @@ class _Shard:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._resync = asyncio.Event()
+        self._wake = asyncio.Event()  # a join waits: connect now
+        self._failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmed: dict[bytes, asyncio.Future[None]] = {}
         self._pending: dict[bytes, int] = {}
         self._held: set[bytes] = set()  # resubscribed, not caught up yet: messages dropped
@@ -155,12 +153,14 @@ class _Shard:
         if self._want(channel, catch_up) and self._pubsub is not None:
             await self._subscribe(self._pubsub, [channel])
         confirmed = self._confirmed.get(channel)
-        if confirmed is not None and not confirmed.done() and self.down_since is None:
+        if confirmed is not None and not confirmed.done():
             # Wait until Redis has the subscription, so that what is broadcast after this join
-            # (the member's own join notice, say) reaches the member. Shielded: the future is
-            # shared with other joins.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
+            # (the member's own join notice, say) reaches the member; while the connection is
+            # down, until the reader's next try (made now, not after its backoff) fails.
+            self._wake.set()
+            await asyncio.wait(
+                (confirmed, self._failed), timeout=SUBSCRIBE_WAIT, return_when="FIRST_COMPLETED"
+            )
 
     async def discard(self, channel: bytes) -> None:
         self.channels.discard(channel)
@@ -240,8 +240,15 @@ class _Shard:
                 self.reconnects += 1
                 first = False
                 await self._drop_client()
-                await asyncio.sleep(backoff.next())
+                self._failed.set_result(None)
+                self._failed = asyncio.get_running_loop().create_future()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), backoff.next())
                 await self.owner.reroute(self)
+                if not self.channels:  # all moved to other nodes: this one is not needed
+                    self._reader, self.down_since = None, None
+                    return
             finally:
                 self._pubsub = None
                 with contextlib.suppress(*REDIS_ERRORS):

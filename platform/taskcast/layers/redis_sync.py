@@ -13,7 +13,7 @@ import uuid
 from ..exceptions import LayerUnavailable
 from .redis_common import REDIS_ERRORS, RETRY_WINDOW, Keys
 from .redis_scripts import APPEND, PUBLISH_ONCE, TRANSIENT
-from .redis_target import RedisTarget
+from .redis_target import RedisTarget, close_sync_client
 
 __all__ = ["RedisPubSubSender", "RedisReliableSender"]
 
@@ -48,7 +48,7 @@ class RedisPubSubSender:
             raise LayerUnavailable(f"cannot publish to {group!r}: {exc}") from exc
 
     def close(self) -> None:
-        self._redis.close()
+        close_sync_client(self._redis)
 
 
 class RedisReliableSender:
@@ -83,4 +83,4 @@ class RedisReliableSender:
             raise LayerUnavailable(f"cannot append to {group!r}: {exc}") from exc
 
     def close(self) -> None:
-        self._redis.close()
+        close_sync_client(self._redis)

@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
-__all__ = ["REDIS_SCHEMES", "RedisTarget", "retried"]
+__all__ = ["REDIS_SCHEMES", "RedisTarget", "close_client", "close_sync_client", "retried"]
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
@@ -183,6 +183,21 @@ class RedisTarget:
             "socket_timeout": timeout,
             "password": self.sentinel_password,
         }
+
+
+async def close_client(client: aioredis.Redis) -> None:
+    """Close ``client`` and, for a Sentinel-managed primary, its connections to the sentinels."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
+def close_sync_client(client: redis.Redis) -> None:
+    client.close()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        sentinel.close()
 
 
 def _address(item: str) -> tuple[str, int]:
