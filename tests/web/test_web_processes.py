@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -86,3 +87,33 @@ async def test_two_processes_share_the_port_the_groups_and_the_metrics(
         codes = [await client.wait_closed() for client in clients]
         assert codes == [1001] * SOCKETS
         assert await stopping == 0
+
+
+async def pids_answering(base: str, want: int) -> set[int]:
+    """The pids that answer /healthz, over fresh connections, until ``want`` of them did."""
+    pids: set[int] = set()
+    async with asyncio.timeout(20):
+        while len(pids) < want:
+            async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+                with contextlib.suppress(httpx.TransportError):
+                    pids.add((await http.get("/healthz")).json()["pid"])
+    return pids
+
+
+async def test_a_web_process_that_dies_is_replaced(
+    web_process: Callable[[dict[str, str]], Any], settings: Settings
+) -> None:
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "TASKCAST_KEY_PREFIX": settings.key_prefix,
+        "TASKCAST_WEB_PROCESSES": "2",
+    }
+    web = web_process(env)
+    first = await pids_answering(web.base, 2)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    # The port keeps answering meanwhile (the other process), and a new process joins it.
+    replaced = await pids_answering(web.base, 2)
+    while victim in replaced or len(replaced) < 2:
+        replaced = await pids_answering(web.base, 2)
+    assert len(replaced - first) == 1
