@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig, layer_config
 from taskcast.consumer import Connections
 from taskcast.guards import Grant, TokenAuthenticator
+from taskcast.layers.registry import check_url
 from taskcast.metrics import Metrics
 
 # The longest a failed task waits before its retry (Celery's retry_backoff_max, in seconds).
@@ -51,6 +52,12 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable an error's location names (an alias names itself)."""
+    name = "_".join(map(str, loc)).upper()
+    return name if name.startswith("TASKCAST_") else f"TASKCAST_{name}"
 
 
 def _env(name: str, *aliases: str) -> AliasChoices:
@@ -222,6 +229,36 @@ class Settings(BaseSettings):
             raise ValueError("a token must be ASCII")
         return value
 
+    @field_validator(
+        "redis_url",
+        "chat_url",
+        "queue_url",
+        "notifications_url",
+        "analytics_url",
+        "jobs_url",
+    )
+    @classmethod
+    def _a_backend(cls, value: str | None) -> str | None:
+        # Checked here, where the error names the variable and never echoes the URL (it may
+        # hold a password).
+        if value is not None:
+            check_url(value)
+        return value
+
+    @field_validator(
+        "key_prefix",
+        "chat_prefix",
+        "queue_prefix",
+        "notifications_prefix",
+        "analytics_prefix",
+        "jobs_prefix",
+    )
+    @classmethod
+    def _no_braces(cls, value: str | None) -> str | None:
+        if value is not None and ("{" in value or "}" in value or not value):
+            raise ValueError("a key prefix must be non-empty, without braces")
+        return value
+
     @field_validator("group_value_pattern")
     @classmethod
     def _a_pattern(cls, value: str | None) -> str | None:
@@ -274,7 +311,7 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as exc:
             problems = "; ".join(
-                f"TASKCAST_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+                f"{_variable(error['loc'])}: {error['msg']}"
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise SystemExit(f"taskcast: invalid settings: {problems}") from None

@@ -92,3 +92,35 @@ def test_a_token_is_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKCAST_WS_TOKENS", json.dumps({"café": None}))
     with pytest.raises(SystemExit, match="must be ASCII"):
         Settings.load()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("REDIS_URL", "reddis://:hunter2@db:6379/0", "no layer backend for 'reddis'"),
+        ("TASKCAST_CHAT_URL", "redis+sentinel://:hunter2@s1:26379", "service"),
+        ("TASKCAST_JOBS_URL", "redis+cluster://u:hunter2@n1:7000/0", "one database"),
+        ("TASKCAST_QUEUE_URL", "redis+cluster://u:hunter2@n1:70000", "not a host:port"),
+        ("TASKCAST_KEY_PREFIX", "app{1}", "without braces"),
+        ("TASKCAST_WEB_PROCESSES", "-1", "greater than or equal to 0"),
+    ],
+)
+def test_a_backend_the_settings_cannot_reach_is_one_line_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit, match=says) as refused:
+        Settings.load()
+    message = str(refused.value)
+    assert "\n" not in message and "hunter2" not in message
+    assert message.startswith("taskcast: invalid settings: TASKCAST_")
+
+
+def test_a_layers_backend_comes_from_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKCAST_CHAT_URL", "memory://")
+    monkeypatch.setenv("TASKCAST_QUEUE_URL", "redis+cluster://n1:7000,n2:7001")
+    monkeypatch.setenv("TASKCAST_ANALYTICS_URL", "redis+sentinel://:pw@s1:26379,s2:26379/main/2")
+    layers = Settings().layer_configs()
+    assert layers["chat"].kind == "memory"
+    assert layers["queue"].kind == "redis_reliable" and layers["queue"].url.startswith("redis+c")
+    assert "pw" not in repr(layers["analytics"])  # a config's repr hides the login

@@ -6,12 +6,18 @@ import asyncio
 import random
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, TimeoutError
+from redis.exceptions import RedisClusterException, RedisError, TimeoutError
 
 __all__ = ["REDIS_ERRORS", "RETRY_WINDOW", "Backoff", "Keys", "answers"]
 
 # What a lost or refused Redis connection raises, across redis-py and the socket layer.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# A Cluster whose slots are not all served (a node down) raises RedisClusterException.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 # How long the idempotency key a layer makes for a send of its own is kept (seconds): long
 # enough for redis-py's one retry after a timed-out reply, which must find it.
 RETRY_WINDOW = 120

@@ -231,9 +231,11 @@ class _Shard:
                         await self._handle(message)
                     if self._catch_up and not self._pending:
                         await self._resynced()
-            except REDIS_ERRORS as exc:
+            except Exception as exc:  # whatever it was, the reader lives on: it reconnects
                 if self.owner.closing:
                     return
+                if not isinstance(exc, REDIS_ERRORS):
+                    log.exception("subscriber %s failed; reconnecting", self.where)
                 if self.down_since is None:
                     self.down_since = time.monotonic()
                     log.warning("subscriber %s lost Redis (%s); reconnecting", self.where, exc)
@@ -245,7 +247,8 @@ class _Shard:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), backoff.next())
-                await self.owner.reroute(self)
+                with contextlib.suppress(*REDIS_ERRORS):  # else: this node again, later
+                    await self.owner.reroute(self)
                 if not self.channels:  # all moved to other nodes: this one is not needed
                     self._reader, self.down_since = None, None
                     return

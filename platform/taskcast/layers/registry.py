@@ -18,7 +18,7 @@ from pydantic import Field
 from .base import ChannelLayer, SyncGroupSender
 from .memory import MemoryConfig
 from .redis_backend import RedisPubSubConfig, RedisReliableConfig
-from .redis_target import REDIS_SCHEMES
+from .redis_target import REDIS_SCHEMES, RedisTarget
 
 __all__ = [
     "BackendConfig",
@@ -26,6 +26,7 @@ __all__ = [
     "LayerRegistry",
     "build_layer",
     "build_sync_sender",
+    "check_url",
     "layer_config",
 ]
 
@@ -53,18 +54,24 @@ def layer_config(
     URL (see ``taskcast.layers.redis_target``) for Redis. ``keep``: ``(expiry, capacity)`` for a
     layer that keeps messages (resumable), ``None`` for one that does not; ``options``: the
     backend's own settings."""
-    scheme = url.partition("://")[0]
-    if scheme == "memory":
+    check_url(url)
+    if url.startswith("memory://"):
         return MemoryConfig()
+    if keep is None:
+        return RedisPubSubConfig(url=url, prefix=prefix, **options)
+    expiry, capacity = keep
+    return RedisReliableConfig(url=url, prefix=prefix, expiry=expiry, capacity=capacity, **options)
+
+
+def check_url(url: str) -> None:
+    """``ValueError`` when no backend takes ``url`` (the message never repeats the URL: it may
+    hold a password)."""
+    scheme = url.partition("://")[0]
     if scheme in REDIS_SCHEMES:
-        if keep is None:
-            return RedisPubSubConfig(url=url, prefix=prefix, **options)
-        expiry, capacity = keep
-        return RedisReliableConfig(
-            url=url, prefix=prefix, expiry=expiry, capacity=capacity, **options
-        )
-    known = ", ".join(f"{name}://" for name in ("memory", *REDIS_SCHEMES))
-    raise ValueError(f"no layer backend for {scheme}:// (known: {known})")
+        RedisTarget.parse(url)
+    elif scheme != "memory":
+        known = ", ".join(f"{name}://" for name in ("memory", *REDIS_SCHEMES))
+        raise ValueError(f"no layer backend for {scheme[:20]!r} (known: {known})")
 
 
 def build_layer(config: BackendConfig) -> ChannelLayer:
