@@ -59,6 +59,7 @@ def main() -> None:
     if count > 1:
         try:
             settings.trusted_hosts()
+            create_app(settings)  # what each process will do first: its errors, said once here
             supervisor = Supervisor(settings.host, settings.port, count)
         except (ValueError, OSError) as exc:
             raise SystemExit(f"taskcast: {exc}") from None

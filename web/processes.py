@@ -29,6 +29,8 @@ log = logging.getLogger("taskcast.web")
 
 RESTART_DELAY = 1.0  # seconds before a process that died is started again
 STOP_WAIT = 15.0  # seconds the processes get to close their sockets and exit
+EARLY = 5.0  # a process that dies this soon after its start did not start
+EARLY_DEATHS = 3  # in a row: the supervisor gives up (a restart would fail the same way)
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -52,6 +54,8 @@ class Supervisor:
         self.metrics = Path(tempfile.mkdtemp(prefix="taskcast-metrics-"))
         self.context = multiprocessing.get_context("spawn")
         self.children: list[BaseProcess | None] = [None] * count
+        self.started = [0.0] * count
+        self.early_deaths = 0
         self.stopping = False
 
     def run(self) -> int:
@@ -64,6 +68,13 @@ class Supervisor:
                     if child is not None and child.is_alive():
                         continue
                     if child is not None:
+                        early = time.monotonic() - self.started[index] < EARLY
+                        self.early_deaths = self.early_deaths + 1 if early else 0
+                        if self.early_deaths >= EARLY_DEATHS:
+                            print("taskcast: web processes exit as they start; stopping")
+                            self._stop(signal.SIGTERM, None)
+                            self._wait()
+                            return 1
                         log.warning(
                             "web process %s exited with %s; starting another",
                             child.pid,
@@ -73,6 +84,7 @@ class Supervisor:
                         if self.stopping:
                             break
                     self.children[index] = self._start()
+                    self.started[index] = time.monotonic()
                 time.sleep(0.2)
             return self._wait()
         finally:
