@@ -44,15 +44,17 @@ async def until(client: LiveClient, message: str) -> tuple[list[str], str | None
     return seen, cursor
 
 
+@pytest.fixture
+def two_processes(web_process: Callable[[dict[str, str]], Any], settings: Settings) -> Any:
+    """`python -m web` with TASKCAST_WEB_PROCESSES=2, on the test's Redis prefix."""
+    env = {"REDIS_URL": settings.redis_url, "TASKCAST_KEY_PREFIX": settings.key_prefix}
+    return web_process(env | {"TASKCAST_WEB_PROCESSES": "2"})
+
+
 async def test_two_processes_share_the_port_the_groups_and_the_metrics(
-    web_process: Callable[[dict[str, str]], Any], settings: Settings
+    two_processes: Any, settings: Settings
 ) -> None:
-    env = {
-        "REDIS_URL": settings.redis_url,
-        "TASKCAST_KEY_PREFIX": settings.key_prefix,
-        "TASKCAST_WEB_PROCESSES": "2",
-    }
-    web = web_process(env)
+    web = two_processes
     pids: set[int] = set()
     for _ in range(200):  # a connection each: the kernel spreads them over both processes
         async with httpx.AsyncClient(base_url=f"http://{web.base}") as http:
@@ -100,15 +102,8 @@ async def pids_answering(base: str, want: int) -> set[int]:
     return pids
 
 
-async def test_a_web_process_that_dies_is_replaced(
-    web_process: Callable[[dict[str, str]], Any], settings: Settings
-) -> None:
-    env = {
-        "REDIS_URL": settings.redis_url,
-        "TASKCAST_KEY_PREFIX": settings.key_prefix,
-        "TASKCAST_WEB_PROCESSES": "2",
-    }
-    web = web_process(env)
+async def test_a_web_process_that_dies_is_replaced(two_processes: Any) -> None:
+    web = two_processes
     first = await pids_answering(web.base, 2)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
