@@ -55,7 +55,10 @@ def raise_descriptor_limit() -> None:
 
 def main() -> None:
     settings = Settings.load()
-    count = processes_wanted(settings.web_processes)
+    try:
+        count = processes_wanted(settings.web_processes)
+    except ValueError as exc:
+        raise SystemExit(f"taskcast: {exc}") from None
     if count > 1:
         try:
             settings.trusted_hosts()

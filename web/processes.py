@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -43,7 +44,15 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 
 def processes_wanted(setting: int) -> int:
-    return setting or os.cpu_count() or 1
+    """How many web processes ``TASKCAST_WEB_PROCESSES`` asks for; ``ValueError`` past four per
+    core (more buys nothing but memory, and a typo of 1000 would bring the host down)."""
+    cores = os.cpu_count() or 1
+    if setting > 4 * cores:
+        raise ValueError(
+            f"TASKCAST_WEB_PROCESSES is {setting}: at most 4 per core ({4 * cores} here; "
+            "0 means one per core)"
+        )
+    return setting or cores
 
 
 class Supervisor:
@@ -118,11 +127,19 @@ class Supervisor:
 
 
 def serve_one(host: str, port: int, env: dict[str, str]) -> None:
-    """One web process (in a child of the supervisor)."""
+    """One web process (in a child of the supervisor). It goes when its supervisor goes, even
+    one killed with SIGKILL: no process is left serving on its own."""
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     os.environ.update(env)
     from web.__main__ import serve
 
     serve(sockets=[_listening(host, port)])
+
+
+def _exit_with(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)  # the usual way out: every socket closed with 1001
 
 
 def _listening(host: str, port: int) -> socket.socket:

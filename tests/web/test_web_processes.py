@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -112,3 +114,39 @@ async def test_a_web_process_that_dies_is_replaced(two_processes: Any) -> None:
     while victim in replaced or len(replaced) < 2:
         replaced = await pids_answering(web.base, 2)
     assert len(replaced - first) == 1
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with contextlib.suppress(ChildProcessError):  # a zombie of this test's own is gone too
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    return False
+
+
+async def test_web_processes_go_with_their_supervisor_even_a_killed_one(
+    two_processes: Any,
+) -> None:
+    web = two_processes
+    pids = await pids_answering(web.base, 2)
+    web.kill()  # SIGKILL: the supervisor cannot pass anything on
+    for _ in range(150):  # 15 s at most
+        if all(gone(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"web processes outlived their supervisor: {pids}")
+
+
+def test_more_web_processes_than_the_host_can_use_are_refused() -> None:
+    env = {**os.environ, "TASKCAST_WEB_PROCESSES": str(4 * (os.cpu_count() or 1) + 1)}
+    result = subprocess.run(
+        [sys.executable, "-m", "web"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"taskcast: TASKCAST_WEB_PROCESSES is {env['TASKCAST_WEB_PROCESSES']}: at most 4 per "
+        f"core ({4 * (os.cpu_count() or 1)} here; 0 means one per core)"
+    ]
