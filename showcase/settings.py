@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from taskcast import AddressRules, ConsumerOptions, InvalidAddress, LayerConfig, layer_config
 from taskcast.consumer import Connections
 from taskcast.guards import Grant, TokenAuthenticator
+from taskcast.layers.redis_target import url_scheme
 from taskcast.layers.registry import check_url
 from taskcast.metrics import Metrics
 
@@ -271,6 +272,25 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _celery_has_a_node(self) -> Settings:
+        # Celery's Redis transport and result backend speak to one node: with the layers on a
+        # Sentinel or a Cluster, the operator names Celery's own (redis://, or Celery's
+        # sentinel:// with its transport options) instead of a default that cannot work.
+        if url_scheme(self.redis_url) in ("redis", "rediss", "unix"):
+            return self
+        unset = [
+            _variable((name,))
+            for name in ("celery_broker_url", "celery_result_backend")
+            if getattr(self, name) is None
+        ]
+        if unset:
+            raise ValueError(
+                f"REDIS_URL names a Sentinel or a Cluster, which Celery's Redis transport does not "
+                f"speak: set {' and '.join(unset)} (e.g. redis://host:6379/1)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _users_are_names(self) -> Settings:
         rules = self.address_rules()
         for grant in self.ws_tokens.values():
@@ -311,7 +331,7 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as exc:
             problems = "; ".join(
-                f"{_variable(error['loc'])}: {error['msg']}"
+                f"{_variable(error['loc']) + ': ' if error['loc'] else ''}{error['msg']}"
                 for error in exc.errors(include_url=False, include_input=False)
             )
             raise SystemExit(f"taskcast: invalid settings: {problems}") from None

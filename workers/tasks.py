@@ -32,6 +32,7 @@ from showcase.messages import (
 )
 from showcase.settings import TASK_RETRY_BACKOFF_MAX, Settings
 from taskcast import BaseMessage, Consumer, InvalidAddress, LayerUnavailable, SyncPublisher
+from taskcast.layers.redis_target import RedisTarget
 from workers.analytics import AnalyticsCounts
 
 RETRY: dict[str, Any] = {
@@ -71,7 +72,9 @@ def resources(app: Celery) -> Resources:
     return Resources(
         settings,
         SyncPublisher.from_configs(settings.layer_configs(), settings.address_rules()),
-        redis.Redis.from_url(settings.redis_url),
+        # REDIS_URL's Redis, whichever topology: a primary behind Sentinel or a Cluster (each
+        # key one slot: the scripts here touch one key each).
+        RedisTarget.parse(settings.redis_url).sync_client(idempotent=False),
     )
 
 

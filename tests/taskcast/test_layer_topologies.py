@@ -155,3 +155,30 @@ async def test_a_cluster_carries_groups_on_every_node_and_rides_out_a_restart(
             await asyncio.sleep(0.1)
     await reliable.close()
     await pubsub.close()
+
+
+async def test_a_cluster_takes_any_group_name(redis_cluster: ClusterSet, recorder: Any) -> None:
+    # A "}" would end the hash tag early ("{}" tags nothing: the group's names would scatter
+    # over slots and the append script fail), and "%7D" must stay another group than "}".
+    url = redis_cluster.url
+    reliable = RedisReliableLayer(url, "kept", expiry=60, capacity=100)
+    pubsub = RedisPubSubLayer(url, "live")
+    names = ["}", "}x{", "a}b", "%7D", "%", "{}"]
+    kept = {g: recorder(f"kept-{g}") for g in names}
+    live = {g: recorder(f"live-{g}") for g in names}
+    for g in names:
+        await reliable.group_add(g, kept[g])
+        await pubsub.group_add(g, live[g])
+    for g in names:
+        await reliable.group_send(g, msg(f"{g} kept"), key=f"k{g}")
+        await pubsub.group_send(g, msg(f"{g} live"), key=f"k{g}")
+    for g in names:
+        assert [d.text for d in await kept[g].wait_for(1)] == [json.dumps(f"{g} kept")]
+        assert [d.text for d in await live[g].wait_for(1)] == [json.dumps(f"{g} live")]
+    back = recorder("back")
+    await reliable.group_add("a}b", back, since=kept["a}b"].got[0].position)
+    await reliable.group_send("a}b", msg("later"))
+    await back.wait_for(1)
+    assert back.texts() == ['"later"']
+    await reliable.close()
+    await pubsub.close()

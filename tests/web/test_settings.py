@@ -97,10 +97,13 @@ def test_a_token_is_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "says"),
     [
-        ("REDIS_URL", "reddis://:hunter2@db:6379/0", "no layer backend for 'reddis'"),
+        ("REDIS_URL", "reddis://:hunter2@db:6379/0", "no layer backend for reddis://"),
+        ("REDIS_URL", "redis:/:hunter2@db:6379/0", "a URL without a scheme"),
+        ("REDIS_URL", "redis://:hunter2@db:99999/0", "port must be a number"),
+        ("TASKCAST_CHAT_URL", "redis+sentinel://u:hunter2?x@s1:26379/m", "percent-encoded"),
         ("TASKCAST_CHAT_URL", "redis+sentinel://:hunter2@s1:26379", "service"),
         ("TASKCAST_JOBS_URL", "redis+cluster://u:hunter2@n1:7000/0", "one database"),
-        ("TASKCAST_QUEUE_URL", "redis+cluster://u:hunter2@n1:70000", "not a host:port"),
+        ("TASKCAST_QUEUE_URL", "redis+cluster://u:hunter2@n1:70000", "host:port"),
         ("TASKCAST_KEY_PREFIX", "app{1}", "without braces"),
         ("TASKCAST_WEB_PROCESSES", "-1", "greater than or equal to 0"),
     ],
@@ -114,6 +117,22 @@ def test_a_backend_the_settings_cannot_reach_is_one_line_without_its_password(
     message = str(refused.value)
     assert "\n" not in message and "hunter2" not in message
     assert message.startswith("taskcast: invalid settings: TASKCAST_")
+
+
+@pytest.mark.parametrize(
+    "url", ["redis+sentinel://:hunter2@s1:26379/main", "redis+cluster://n1:7000"]
+)
+def test_celery_needs_its_own_redis_beside_a_sentinel_or_cluster(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("TASKCAST_CELERY_RESULT_BACKEND", "redis://:hunter2@db:6379/1")
+    with pytest.raises(SystemExit, match=r"set TASKCAST_CELERY_BROKER_URL \(e.g.") as refused:
+        Settings.load()
+    assert "hunter2" not in str(refused.value) and "\n" not in str(refused.value)
+    monkeypatch.setenv("TASKCAST_CELERY_BROKER_URL", "redis://db:6379/1")
+    settings = Settings.load()
+    assert settings.broker_url == "redis://db:6379/1"
 
 
 def test_a_layers_backend_comes_from_its_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,9 @@ async def answers(client: Redis) -> bool:
 class Keys:
     """The Redis names of one layer's groups, under its prefix. A group's names share a hash tag,
     ``{group}``: on a Cluster they live in one slot, so that one node runs each script that
-    touches them and holds the group's sharded channel."""
+    touches them and holds the group's sharded channel. A ``}`` in a group would end the tag
+    early (``{}`` tags nothing: the names would scatter), so it goes as ``%7D`` (and ``%`` as
+    ``%25``, to keep two groups' names apart)."""
 
     def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
@@ -43,19 +45,26 @@ class Keys:
         self._head = len(prefix) + 2  # "<prefix>:{"
 
     def channel(self, group: str) -> bytes:
-        return f"{self.prefix}:{{{group}}}".encode()
+        return f"{self.prefix}:{{{_tag(group)}}}".encode()
 
     def group_of(self, channel: bytes) -> str:
-        return channel[self._head : -1].decode()
+        tag = channel[self._head : -1].decode()
+        return tag.replace("%7D", "}").replace("%25", "%") if "%" in tag else tag
 
     def stream(self, group: str) -> str:
-        return f"{self.prefix}:{{{group}}}:stream"
+        return f"{self.prefix}:{{{_tag(group)}}}:stream"
 
     def meta(self, group: str) -> str:
-        return f"{self.prefix}:{{{group}}}:meta"
+        return f"{self.prefix}:{{{_tag(group)}}}:meta"
 
     def dedupe(self, group: str, key: str) -> str:
-        return f"{self.prefix}:{{{group}}}:sent:{key}"
+        return f"{self.prefix}:{{{_tag(group)}}}:sent:{key}"
+
+
+def _tag(group: str) -> str:
+    if "}" in group or "%" in group:
+        return group.replace("%", "%25").replace("}", "%7D")
+    return group
 
 
 class Backoff:

@@ -54,7 +54,11 @@ class RedisPubSubLayer:
         self, group: str, member: Member, *, since: Position | None = None
     ) -> Position | None:
         self._groups.add(group, member)
-        await self._subscriber.add(self.keys.channel(group))
+        try:
+            await self._subscriber.add(self.keys.channel(group))
+        except REDIS_ERRORS as exc:  # where a Cluster's slot lives, with no node answering
+            await self.group_discard(group, member)
+            raise LayerUnavailable(f"cannot join {group!r}: {exc}") from exc
         return None
 
     async def group_discard(self, group: str, member: Member) -> None:

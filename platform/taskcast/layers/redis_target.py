@@ -15,6 +15,7 @@ node that owns the group's slot; elsewhere plain ``PUBLISH``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -64,8 +65,9 @@ class RedisTarget:
     @classmethod
     def parse(cls, url: str) -> RedisTarget:
         """``ValueError`` (naming no password) for a URL that names no Redis."""
-        scheme = url.partition("://")[0]
+        scheme = url_scheme(url)
         if scheme in ("redis", "rediss", "unix"):
+            _node_port(url)
             return cls("node", url)
         if scheme not in ("redis+sentinel", "redis+cluster"):
             raise ValueError(f"not a Redis URL scheme: {scheme!r} (one of {REDIS_SCHEMES})")
@@ -200,8 +202,29 @@ def close_sync_client(client: redis.Redis) -> None:
         sentinel.close()
 
 
+def url_scheme(url: str) -> str:
+    """The scheme of ``url`` ("" when it has none that could be one): safe to print, unlike
+    whatever else a malformed URL may be (a password, with a missing ``//``)."""
+    scheme, sep, _ = url.partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,31}", scheme):
+        return scheme
+    return ""
+
+
+def _node_port(url: str) -> None:
+    try:
+        _ = urlsplit(url).port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+
+
 def _address(item: str) -> tuple[str, int]:
     host, sep, port = item.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a host:port: {item!r}")
+        # Not echoed: an unencoded ? # or / in a password ends the host part early, and the
+        # rest of the login would be printed.
+        raise ValueError(
+            "a host list must be host:port[,host:port…] (a password with : / ? # @ or % in it "
+            "must be percent-encoded)"
+        )
     return host.strip("[]"), int(port)

@@ -18,7 +18,7 @@ from pydantic import Field
 from .base import ChannelLayer, SyncGroupSender
 from .memory import MemoryConfig
 from .redis_backend import RedisPubSubConfig, RedisReliableConfig
-from .redis_target import REDIS_SCHEMES, RedisTarget
+from .redis_target import REDIS_SCHEMES, RedisTarget, url_scheme
 
 __all__ = [
     "BackendConfig",
@@ -66,12 +66,13 @@ def layer_config(
 def check_url(url: str) -> None:
     """``ValueError`` when no backend takes ``url`` (the message never repeats the URL: it may
     hold a password)."""
-    scheme = url.partition("://")[0]
+    scheme = url_scheme(url)
     if scheme in REDIS_SCHEMES:
         RedisTarget.parse(url)
     elif scheme != "memory":
         known = ", ".join(f"{name}://" for name in ("memory", *REDIS_SCHEMES))
-        raise ValueError(f"no layer backend for {scheme[:20]!r} (known: {known})")
+        named = f"{scheme}://" if scheme else "a URL without a scheme"
+        raise ValueError(f"no layer backend for {named} (known: {known})")
 
 
 def build_layer(config: BackendConfig) -> ChannelLayer:
