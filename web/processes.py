@@ -66,6 +66,7 @@ class Supervisor:
         self.started = [0.0] * count
         self.early_deaths = 0
         self.stopping = False
+        self.signalled: set[int] = set()  # the processes SIGTERM was passed on to
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
@@ -74,6 +75,8 @@ class Supervisor:
         try:
             while not self.stopping:
                 for index, child in enumerate(self.children):
+                    if self.stopping:  # a signal while processes start: start no more
+                        break
                     if child is not None and child.is_alive():
                         continue
                     if child is not None:
@@ -110,17 +113,24 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        self._pass_on()
+
+    def _pass_on(self) -> None:
         for child in self.children:
             if child is not None and child.pid is not None and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
+                if child.pid not in self.signalled:
+                    self.signalled.add(child.pid)
+                    os.kill(child.pid, signal.SIGTERM)
 
     def _wait(self) -> int:
+        self._pass_on()  # and to one that was starting as the signal came
         deadline = time.monotonic() + STOP_WAIT
         for child in self.children:
             if child is None:
                 continue
             child.join(max(0.0, deadline - time.monotonic()))
             if child.is_alive():
+                log.warning("web process %s did not stop in %.0f s; killed", child.pid, STOP_WAIT)
                 child.kill()
                 child.join(5)
         return 0

@@ -150,3 +150,40 @@ def test_more_web_processes_than_the_host_can_use_are_refused() -> None:
         f"taskcast: TASKCAST_WEB_PROCESSES is {env['TASKCAST_WEB_PROCESSES']}: at most 4 per "
         f"core ({4 * (os.cpu_count() or 1)} here; 0 means one per core)"
     ]
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rpartition(")")[2].split()[1]) == pid:
+                    found.add(int(entry))
+    return found
+
+
+def test_sigterm_while_processes_start_stops_every_one(settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "TASKCAST_KEY_PREFIX": settings.key_prefix,
+        "TASKCAST_WEB_PROCESSES": str(4 * (os.cpu_count() or 1)),
+        "PORT": "0",
+    }
+    web = subprocess.Popen(
+        [sys.executable, "-m", "web"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert web.stdout is not None
+        assert "web processes on" in web.stdout.readline()  # printed as the first one starts
+        web.send_signal(signal.SIGTERM)
+        _, errors = web.communicate(timeout=60)
+    finally:
+        web.kill()
+    assert web.returncode == 0
+    # Each process got the signal (none started after it was left out, to be killed at last).
+    assert "killed" not in errors, errors[-2000:]
