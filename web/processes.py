@@ -117,10 +117,10 @@ class Supervisor:
 
     def _pass_on(self) -> None:
         for child in self.children:
-            if child is not None and child.pid is not None and child.is_alive():
-                if child.pid not in self.signalled:
-                    self.signalled.add(child.pid)
-                    os.kill(child.pid, signal.SIGTERM)
+            pid = None if child is None else child.pid
+            if pid is not None and pid not in self.signalled and child and child.is_alive():
+                self.signalled.add(pid)
+                os.kill(pid, signal.SIGTERM)
 
     def _wait(self) -> int:
         self._pass_on()  # and to one that was starting as the signal came
