@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -52,24 +53,58 @@ class HostMetrics(Collector):
         self.write()
         merged: dict[str, Metric] = {}
         values: dict[tuple[str, str, str], float] = {}
-        for path in sorted(self.directory.glob("*.json")):
-            live = _alive(int(path.stem))
-            try:
-                families = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # gone meanwhile
+        for pid, families in self._files():
+            live = _alive(pid)
             for family in families:
                 if family["type"] == "gauge" and not live:
                     continue  # a dead process holds no sockets
                 metric = merged.setdefault(
                     family["name"], Metric(family["name"], family["help"], family["type"])
                 )
+                add = max if _one_per_host(family) else _sum
                 for name, labels, value in family["samples"]:
                     key = (metric.name, name, json.dumps(labels, sort_keys=True))
-                    values[key] = values.get(key, 0.0) + value
+                    values[key] = add(values[key], float(value)) if key in values else value
         for (family_name, name, labels), value in values.items():
             merged[family_name].add_sample(name, json.loads(labels), value)
         yield from merged.values()
+
+    def _files(self) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Each process's families, checked: a file that is not one of ours (another name, half
+        a write, hand-made) is left out, never a failed scrape."""
+        for path in sorted(self.directory.glob("*.json")):
+            if not path.stem.isdigit():
+                continue
+            try:
+                families = json.loads(path.read_text())
+                for family in families:
+                    _check(family)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                continue  # gone meanwhile, or not ours
+            yield int(path.stem), families
+
+
+def _check(family: dict[str, Any]) -> None:
+    if not isinstance(family["name"], str) or not isinstance(family["help"], str):
+        raise TypeError("a family has a name and a help text")
+    if family["type"] not in ("counter", "gauge", "histogram", "summary", "info", "unknown"):
+        raise ValueError("not a family type")
+    for name, labels, value in family["samples"]:
+        if not (isinstance(name, str) and isinstance(labels, dict)):
+            raise TypeError("a sample has a name and labels")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError("a sample's value is a number")
+
+
+def _one_per_host(family: dict[str, Any]) -> bool:
+    """Families that describe the program, not a share of the work (``python_info``, a start
+    time): one value for the host, not a sum."""
+    name = family["name"]
+    return bool(family["type"] == "info" or name.endswith(("_info", "_start_time_seconds")))
+
+
+def _sum(a: float, b: float) -> float:
+    return a + b
 
 
 def _alive(pid: int) -> bool:
