@@ -36,7 +36,8 @@ class Delivery:
     """One broadcast as received by one process, shared by the local members of its group.
 
     Exactly one of ``text`` (a frame for clients), ``event`` (for event handlers) and ``gap``
-    (a loss notice from a reliable layer) is set. ``position`` is set by reliable layers."""
+    (a loss notice from a reliable layer) is set. ``position`` is set by reliable layers, and
+    ``sent_at`` (when the message was kept: ISO 8601, UTC, milliseconds) where they know it."""
 
     __slots__ = (
         "_shared",
@@ -48,6 +49,7 @@ class Delivery:
         "group",
         "position",
         "replayed",
+        "sent_at",
         "text",
     )
 
@@ -60,6 +62,7 @@ class Delivery:
         gap: GapMessage | None = None,
         exclude: str | None = None,
         position: Position | None = None,
+        sent_at: str | None = None,
     ) -> None:
         self.group = group
         self.text = text
@@ -68,6 +71,7 @@ class Delivery:
         self.action: str | None = event.get("action") if event is not None else None
         self.exclude = exclude
         self.position = position
+        self.sent_at = sent_at
         self.replayed = False  # set on what a reliable layer replays to a resuming member
         self.cache: dict[Hashable, str] = {}
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
@@ -94,17 +98,21 @@ class Delivery:
         return await asyncio.shield(future)
 
 
-def unpack(data: bytes, group: str, position: Position | None = None) -> Delivery:
+def unpack(
+    data: bytes, group: str, position: Position | None = None, sent_at: str | None = None
+) -> Delivery:
     """Decode what ``pack_message``/``pack_event`` made; raises ``ValueError`` on anything else."""
     head, sep, body = data.partition(b"\n")
     if not sep or not head:
         raise ValueError("not a taskcast delivery")
     if head[0] == _MESSAGE:
         exclude = head[1:].decode() or None
-        return Delivery(group, text=body.decode(), exclude=exclude, position=position)
+        return Delivery(
+            group, text=body.decode(), exclude=exclude, position=position, sent_at=sent_at
+        )
     if head[0] == _EVENT:
         event = json.loads(body)
         if not isinstance(event, dict) or not isinstance(event.get("action"), str):
             raise ValueError("an event must be an object with an action")
-        return Delivery(group, event=event, position=position)
+        return Delivery(group, event=event, position=position, sent_at=sent_at)
     raise ValueError("not a taskcast delivery")

@@ -226,14 +226,15 @@ class SocketWriter:
             self.positions[delivery.group] = position
             key = body
         if len(self.positions) > 1:
-            text = _with_cursor(body, encode_cursor(self.positions))
+            text = _with_cursor(body, encode_cursor(self.positions), delivery.sent_at)
         else:
             # Every member at the same position shares the framed text.
             text = delivery.cache.get(key) or delivery.cache.setdefault(
-                key, _with_cursor(body, encode_cursor(self.positions))
+                key, _with_cursor(body, encode_cursor(self.positions), delivery.sent_at)
             )
         return f'{text[:-1]},"replayed":true}}' if delivery.replayed else text
 
 
-def _with_cursor(text: str, cursor: str) -> str:
-    return f'{text[:-1]},"cursor":"{cursor}"}}'
+def _with_cursor(text: str, cursor: str, sent_at: str | None) -> str:
+    stamp = f',"sent_at":"{sent_at}"' if sent_at else ""
+    return f'{text[:-1]},"cursor":"{cursor}"{stamp}}}'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from showcase import (
@@ -18,10 +20,20 @@ pytestmark = pytest.mark.anyio
 
 
 async def kept(client: LiveClient) -> dict[str, object]:
-    """The next frame from a reliable layer, without its cursor (which it must carry)."""
+    """The next frame from a reliable layer, without its cursor (which it must carry) and the
+    time it was kept (which a kept message carries, a time of this minute; a join or leave
+    notice is not kept, and has none)."""
     frame = await client.receive()
     assert isinstance(frame.pop("cursor"), str)
+    sent = frame.pop("sent_at", None)
+    if frame["payload"].get("message") in NOT_KEPT:  # type: ignore[attr-defined]
+        assert sent is None
+    else:
+        assert abs(datetime.now(UTC) - datetime.fromisoformat(sent)) < timedelta(minutes=1)
     return frame
+
+
+NOT_KEPT = {"🔒 Reliable chat connection established!", "🚪 Left reliable chat!"}
 
 
 def chat(text: str) -> dict[str, object]:

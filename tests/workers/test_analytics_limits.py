@@ -72,6 +72,7 @@ def notification(name: str, data: object = None) -> dict[str, object]:
 async def next_frame(client: LiveClient) -> dict[str, Any]:
     frame = await client.receive()
     frame.pop("cursor", None)
+    frame.pop("sent_at", None)
     return frame
 
 

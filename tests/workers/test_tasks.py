@@ -27,6 +27,7 @@ async def result(async_result: Any) -> Any:
 
 def body(frame: dict[str, Any]) -> tuple[str, Any]:
     frame.pop("cursor", None)
+    frame.pop("sent_at", None)
     return frame["action"], frame["payload"]
 
 

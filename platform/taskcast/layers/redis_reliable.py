@@ -47,6 +47,7 @@ from .redis_replay import (
     entry_position,
     id_key,
     live_notice,
+    sent_at,
 )
 from .redis_scripts import APPEND, TRANSIENT
 from .redis_subscriber import Subscriber
@@ -305,7 +306,7 @@ class RedisReliableLayer:
             await self._fill(group, stream)  # notifications missed: read them from the stream
             return
         try:
-            entry = unpack(data, group, at)
+            entry = unpack(data, group, at, sent_at(entry_id))
         except ValueError:
             log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
             stream.last_id = entry_id  # read past it (its members see a gap)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple, Protocol
 
 from ..cursor import Position
@@ -275,9 +276,20 @@ def entry_position(entry_id: bytes, fields: dict[bytes, bytes]) -> Position:
     return Position(fields[b"e"].decode(), entry_id.decode(), int(fields[b"n"]))
 
 
+def sent_at(entry_id: str) -> str | None:
+    """When Redis kept an entry: its id's milliseconds, as ISO 8601 UTC (``None`` for an id
+    that is not a stream id)."""
+    try:
+        when = datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def entry(group: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery | None:
     try:
-        return unpack(fields[b"d"], group, entry_position(entry_id, fields))
+        position = entry_position(entry_id, fields)
+        return unpack(fields[b"d"], group, position, sent_at(position.id))
     except (KeyError, ValueError):
         log.warning("dropped an undecodable entry %r in group %r", entry_id, group)
         return None
