@@ -1,0 +1,7 @@
+"""``python -m taskcast``: see ``taskcast.cli``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

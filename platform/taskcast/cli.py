@@ -1,0 +1,115 @@
+"""``python -m taskcast``: watch an endpoint, or send it one frame.
+
+    python -m taskcast tail ws://host/ws/reliable [--cursor C] [--count N] [--json]
+    python -m taskcast send ws://host/ws/chat chat '{"message": "hi"}'
+
+``tail`` prints each frame as it arrives (one JSON object a line; a readable line on a
+terminal), reconnecting and resuming across disconnects (connection news on stderr). ``send``
+sends one frame with a ``ref`` and prints the reply. A token comes from ``TASKCAST_TOKEN``, never
+the command line (where ``ps`` shows it). Exit status: 0, 1 an error reply, 2 refused for good
+(4400, 4401, 4403, 1008) or a bad argument, 3 no reply in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from .client import Client, Frame, Refused, RequestFailed, State
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        status: int = asyncio.run(args.run(args))
+    except KeyboardInterrupt:
+        return 0
+    except Refused as refused:
+        print(f"taskcast: refused: {refused}", file=sys.stderr)
+        return 2
+    return status
+
+
+async def tail(args: argparse.Namespace) -> int:
+    readable = not args.json and sys.stdout.isatty()
+    async with _client(args) as client:
+        seen = 0
+        async for frame in client:
+            print(_readable(frame) if readable else frame.as_json(), flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    return 0
+
+
+async def send(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as exc:
+        print(f"taskcast: PAYLOAD is not JSON: {exc}", file=sys.stderr)
+        return 2
+    async with _client(args) as client:
+        try:
+            reply = await client.request(args.action, payload, timeout=args.timeout)
+        except RequestFailed as failed:
+            print(failed.frame.as_json(), flush=True)
+            return 1
+        except TimeoutError:
+            print(f"taskcast: no reply within {args.timeout:g} s", file=sys.stderr)
+            return 3
+        except ConnectionError as lost:
+            print(f"taskcast: no reply: {lost}", file=sys.stderr)
+            return 3
+    print(reply.as_json(), flush=True)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(
+        args.url,
+        token=os.environ.get("TASKCAST_TOKEN") or None,
+        cursor=getattr(args, "cursor", None),
+        on_state=_said,
+        backoff=(0.25, args.max_backoff),
+    )
+
+
+def _said(state: State, details: dict[str, Any]) -> None:
+    if state == "reconnecting" and "delay" in details:
+        why = f"closed {details['code']}{': ' + details['reason'] if details['reason'] else ''}"
+        print(f"taskcast: {why}; again in {details['delay']:.1f} s", file=sys.stderr, flush=True)
+    elif state == "open":
+        print("taskcast: connected", file=sys.stderr, flush=True)
+
+
+def _readable(frame: Frame) -> str:
+    when = frame.sent_at.astimezone().strftime("%H:%M:%S") if frame.sent_at else ""
+    payload = json.dumps(frame.payload, ensure_ascii=False)
+    marks = " (replayed)" if frame.replayed else ""
+    return f"{when:8} {frame.action} {payload}{marks}".strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m taskcast", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    watch = commands.add_parser("tail", help="print an endpoint's frames as they arrive")
+    watch.add_argument("url", help="ws:// or wss:// URL of the endpoint")
+    watch.add_argument("--cursor", help="start from this position (a frame's cursor)")
+    watch.add_argument("--count", type=int, help="stop after this many frames")
+    watch.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
+    watch.set_defaults(run=tail)
+    one = commands.add_parser("send", help="send one frame and print the reply")
+    one.add_argument("url", help="ws:// or wss:// URL of the endpoint")
+    one.add_argument("action")
+    one.add_argument("payload", help="the payload, as JSON")
+    one.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
+    one.set_defaults(run=send)
+    for command in (watch, one):
+        command.add_argument("--max-backoff", type=float, default=8.0, help=argparse.SUPPRESS)
+    return parser

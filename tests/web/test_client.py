@@ -1,0 +1,244 @@
+"""taskcast.client and ``python -m taskcast`` against a real server (``python -m web``) that is
+stopped and started again mid-stream: nothing lost, nothing repeated, one gap where messages were
+trimmed; refused tokens; requests matched to replies under concurrency; bounded backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from showcase import ReliableChatConsumer
+from showcase.messages import ReliableChatNotificationMessage, SystemNotify
+from showcase.settings import Settings
+from taskcast import SyncPublisher
+from taskcast.client import Client, Frame, Refused, RequestFailed, State, connect
+
+pytestmark = pytest.mark.anyio
+
+JOINED = "🔒 Reliable chat connection established!"
+
+
+class States:
+    """The client's state changes, as they come."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[State, dict[str, Any]]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, state: State, details: dict[str, Any]) -> None:
+        self.seen.append((state, details))
+        self.changed.set()
+
+    async def until(self, state: State, count: int = 1) -> None:
+        async with asyncio.timeout(20):
+            while sum(1 for s, _ in self.seen if s == state) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+    def delays(self) -> list[float]:
+        return [d["delay"] for s, d in self.seen if s == "reconnecting" and "delay" in d]
+
+
+async def texts_until(client: Client, last: str) -> list[Frame]:
+    frames = []
+    async with asyncio.timeout(20):
+        async for frame in client:
+            if frame.action == "reliable_chat_notification" and frame.payload["message"] == JOINED:
+                continue  # each connection's own join notice: not kept, sent live
+            frames.append(frame)
+            if frame.payload.get("message") == last:
+                return frames
+    raise AssertionError(f"the stream ended before {last!r}")
+
+
+@pytest.fixture
+def server_env(settings: Settings) -> dict[str, str]:
+    return {"REDIS_URL": settings.redis_url, "TASKCAST_KEY_PREFIX": settings.key_prefix}
+
+
+async def test_a_restart_mid_stream_loses_nothing_and_repeats_nothing(
+    web_process: Callable[[dict[str, str]], Any],
+    server_env: dict[str, str],
+    publisher: SyncPublisher,
+) -> None:
+    web = web_process(server_env)
+    states = States()
+    say = lambda text: publisher.publish(ReliableChatConsumer, SystemNotify(payload=text))  # noqa: E731
+    url = web.ws_url("/ws/reliable")
+    async with connect(url, messages=ReliableChatConsumer, on_state=states, backoff=(0.1, 1)) as c:
+        await states.until("open")
+        say("before")
+        before = await texts_until(c, "before")
+        assert isinstance(before[-1].message, ReliableChatNotificationMessage)  # typed by its class
+        assert before[-1].sent_at is not None and not before[-1].replayed
+        web.stop(signal.SIGTERM)  # every socket closed with 1001, then the process exits
+        for n in range(3):
+            say(f"while down {n}")
+        web.start()  # the same port
+        await states.until("open", 2)
+        say("after")
+        frames = await texts_until(c, "after")
+    assert [f.payload["message"] for f in frames] == [
+        "while down 0",
+        "while down 1",
+        "while down 2",
+        "after",
+    ]
+    assert all(f.replayed for f in frames[:3])  # ("after" too, if the catch-up was still on)
+    assert any(d.get("code") == 1001 for s, d in states.seen if s == "reconnecting")
+    assert c.state == "closed"
+
+
+async def test_messages_trimmed_while_away_come_as_one_gap(
+    web_process: Callable[[dict[str, str]], Any],
+    server_env: dict[str, str],
+    settings: Settings,
+) -> None:
+    env = server_env | {"TASKCAST_QUEUE_CAPACITY": "3"}
+    web = web_process(env)
+    small = Settings(redis_url=settings.redis_url, key_prefix=settings.key_prefix, queue_capacity=3)
+    publisher = SyncPublisher.from_configs(small.layer_configs())
+    say = lambda text: publisher.publish(ReliableChatConsumer, SystemNotify(payload=text))  # noqa: E731
+    states = States()
+    async with connect(web.ws_url("/ws/reliable"), on_state=states, backoff=(0.1, 1)) as client:
+        await states.until("open")
+        say("first")
+        await texts_until(client, "first")
+        web.stop(signal.SIGTERM)
+        for n in range(6):
+            say(f"away {n}")
+        web.start()
+        frames = await texts_until(client, "away 5")
+    actions = [f.action for f in frames]
+    assert actions.count("gap") == 1 and actions[0] == "gap"
+    assert frames[0].payload["reason"] == "trimmed"
+    assert [f.payload["message"] for f in frames[1:]] == ["away 3", "away 4", "away 5"]
+
+
+async def test_a_refused_token_stops_the_client(
+    web_process: Callable[[dict[str, str]], Any], server_env: dict[str, str]
+) -> None:
+    web = web_process(server_env | {"TASKCAST_WS_TOKENS": json.dumps({"good": None})})
+    states = States()
+    client = connect(web.ws_url("/ws/chat"), token="bad", on_state=states, backoff=(0.05, 0.1))
+    async with client:
+        with pytest.raises(Refused) as refused:
+            async with asyncio.timeout(10):
+                async for _ in client:
+                    pass
+        assert refused.value.code == 4401
+        await asyncio.sleep(0.3)  # three backoffs' time: no attempt follows
+        # Refused at the handshake or just after it: one connection, and no other tried.
+        assert [s for s, _ in states.seen] in (
+            ["connecting", "closed"],
+            ["connecting", "open", "closed"],
+        )
+    async with connect(web.ws_url("/ws/chat"), token="good") as allowed:
+        assert (await allowed.request("ping")).action == "pong"
+
+
+async def test_requests_get_their_own_replies(
+    web_process: Callable[[dict[str, str]], Any], server_env: dict[str, str]
+) -> None:
+    web = web_process(server_env)
+    async with connect(web.ws_url("/ws/chat"), request_timeout=10) as client:
+        replies = await asyncio.gather(*(client.request("ping") for _ in range(50)))
+        assert all(reply.action == "pong" for reply in replies)
+        assert len({reply.ref for reply in replies}) == 50
+        with pytest.raises(RequestFailed) as failed:
+            await client.request("chat", {"message": 5})
+        assert failed.value.frame.payload["code"] == "invalid_payload"
+        # The broadcast that a chat frame causes is no reply: it comes through iteration.
+        await client.send("chat", {"message": "hello"})
+        async with asyncio.timeout(10):
+            async for frame in client:
+                if frame.payload.get("message") == "💬 hello":
+                    assert frame.ref is None
+                    break
+
+
+async def test_backoff_grows_and_stays_bounded(
+    web_process: Callable[[dict[str, str]], Any], server_env: dict[str, str]
+) -> None:
+    web = web_process(server_env)
+    states = States()
+    async with connect(web.ws_url("/ws/chat"), on_state=states, backoff=(0.05, 0.4)) as client:
+        await states.until("open")
+        web.stop(signal.SIGTERM)
+        await states.until("reconnecting", 12)  # the server stays down
+        delays = states.delays()
+        assert all(0 < d <= 0.4 for d in delays)
+        assert max(delays[-4:]) > 0.2 >= min(delays[:2])  # it grew, up to its bound
+        web.start()
+        await states.until("open", 2)
+        assert client.attempts == 0
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskcast", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_command_line_tails_and_sends(
+    web_process: Callable[[dict[str, str]], Any],
+    server_env: dict[str, str],
+    publisher: SyncPublisher,
+) -> None:
+    web = web_process(server_env | {"TASKCAST_WS_TOKENS": json.dumps({"good": None})})
+    sent = cli("send", web.ws_url("/ws/reliable"), "reliable_chat", '{"message": "kept"}')
+    assert sent.returncode == 2 and "refused: closed 4401" in sent.stderr  # no token
+    sent = cli(
+        "send",
+        web.ws_url("/ws/system"),
+        "user_message",
+        '{"message": "hi"}',
+        TASKCAST_TOKEN="good",
+    )
+    assert sent.returncode == 0, sent.stderr
+    reply = json.loads(sent.stdout)
+    assert reply["action"] == "system_echo" and reply["payload"]["message"].endswith("hi")
+    bad = cli("send", web.ws_url("/ws/chat"), "chat", '{"message": 5}', TASKCAST_TOKEN="good")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["payload"]["code"] == "invalid_payload"
+    assert cli("send", web.ws_url("/ws/chat"), "chat", "{nope").returncode == 2
+    # Live from its start (a reliable endpoint without a cursor), then from a cursor: only what
+    # came after it.
+    url = web.ws_url("/ws/reliable")
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "taskcast", "tail", url, "--count", "4"],
+        env={**os.environ, "TASKCAST_TOKEN": "good"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stderr is not None
+        assert tail.stderr.readline().strip() == "taskcast: connected"
+        for n in range(3):
+            publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"kept {n}"))
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    assert tail.returncode == 0
+    frames = [json.loads(line) for line in out.splitlines()]
+    kept = [f for f in frames if f["payload"]["message"] != JOINED]
+    assert [f["payload"]["message"] for f in kept] == ["kept 0", "kept 1", "kept 2"]
+    again = cli("tail", url, "--cursor", kept[0]["cursor"], "--count", "3", TASKCAST_TOKEN="good")
+    frames = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [f["payload"]["message"] for f in frames if f["payload"]["message"] != JOINED] == [
+        "kept 1",
+        "kept 2",
+    ]
+    assert all(f.get("replayed") for f in frames if f["payload"]["message"] != JOINED)
