@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +244,29 @@ def test_the_command_line_tails_and_sends(
         "kept 2",
     ]
     assert all(f.get("replayed") for f in frames if f["payload"]["message"] != JOINED)
+
+
+async def test_the_readme_example_as_written(
+    web_process: Callable[[dict[str, str]], Any],
+    server_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Python: `taskcast.client`", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    namespace: dict[str, Any] = {"__name__": "readme_client"}
+    exec(compile(code, "README.md", "exec", dont_inherit=True), namespace)
+    web = web_process(server_env)
+    url = web.ws_url("/ws/reliable")
+    following = asyncio.create_task(namespace["follow"](url))
+    out = ""
+    async with connect(url) as other:
+        async with asyncio.timeout(10):
+            while "📨 hello" not in out:
+                await asyncio.sleep(0.05)
+                out += capsys.readouterr().out
+        await other.send("reliable_chat", {"message": "bye"})
+        await asyncio.wait_for(following, 10)
+    out += capsys.readouterr().out
+    assert out.splitlines()[0] == "pong"
+    assert "📨 bye" in out.splitlines()[-1]
