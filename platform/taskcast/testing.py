@@ -9,6 +9,9 @@
         async with connect(server.ws_url("/ws/chat")) as client:
             ...
 
+    async with resuming(server.ws_url("/ws/reliable")) as client:   # taskcast.client's Client
+        frames = await next_frames(client, 3)                          # across reconnects too
+
 Every wait is bounded (``timeout``, default 5 s); a frame that does not come fails the test with
 an ``AssertionError`` rather than hanging it.
 """
@@ -32,10 +35,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from .client import Client
+from .client import Frame as ClientFrame
 from .messages import BaseMessage
 from .protocol import encode
 
 __all__ = [
+    "Client",
     "Closed",
     "Communicator",
     "EnvelopeClient",
@@ -43,7 +49,9 @@ __all__ = [
     "LiveClient",
     "LiveServer",
     "connect",
+    "next_frames",
     "raw_client",
+    "resuming",
     "stalled_client",
 ]
 
@@ -342,3 +350,28 @@ class LiveServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def resuming(url: str, **options: Any) -> Client:
+    """``async with resuming(url) as client``: the client users get (``taskcast.client``), which
+    reconnects and resumes, with a test's pace: retries from 50 ms up to half a second, and
+    replies awaited at most ``DEFAULT_TIMEOUT``."""
+    paced: dict[str, Any] = {"backoff": (0.05, 0.5), "request_timeout": DEFAULT_TIMEOUT}
+    return Client(url, **(paced | options))
+
+
+async def next_frames(
+    client: Client, count: int, timeout: float = DEFAULT_TIMEOUT
+) -> list[ClientFrame]:
+    """The client's next ``count`` frames; an ``AssertionError`` when they do not all come
+    within ``timeout`` seconds."""
+    frames: list[ClientFrame] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for frame in client:
+                frames.append(frame)
+                if len(frames) == count:
+                    return frames
+    except TimeoutError:
+        pass
+    raise AssertionError(f"{len(frames)} of {count} frames within {timeout}s: {frames!r}")

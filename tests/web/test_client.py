@@ -22,6 +22,7 @@ from showcase.messages import ReliableChatNotificationMessage, SystemNotify
 from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.client import Client, Frame, Refused, RequestFailed, State, connect
+from taskcast.testing import next_frames, resuming
 
 pytestmark = pytest.mark.anyio
 
@@ -110,10 +111,11 @@ async def test_messages_trimmed_while_away_come_as_one_gap(
     publisher = SyncPublisher.from_configs(small.layer_configs())
     say = lambda text: publisher.publish(ReliableChatConsumer, SystemNotify(payload=text))  # noqa: E731
     states = States()
-    async with connect(web.ws_url("/ws/reliable"), on_state=states, backoff=(0.1, 1)) as client:
+    async with resuming(web.ws_url("/ws/reliable"), on_state=states) as client:
         await states.until("open")
         say("first")
-        await texts_until(client, "first")
+        joined, first = await next_frames(client, 2)
+        assert (joined.payload["message"], first.payload["message"]) == (JOINED, "first")
         web.stop(signal.SIGTERM)
         for n in range(6):
             say(f"away {n}")
