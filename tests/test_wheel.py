@@ -4,6 +4,8 @@ beat schedules and a worker runs reaches a client as a frame."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -93,7 +95,7 @@ def wait_ready(base: str, processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def test_the_built_wheel_runs_web_worker_and_beat_outside_the_checkout(
-    started: tuple[str, list[subprocess.Popen[bytes]]],
+    installed: Path, started: tuple[str, list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
     base, processes = started
     async with httpx.AsyncClient() as http:
@@ -101,4 +103,15 @@ async def test_the_built_wheel_runs_web_worker_and_beat_outside_the_checkout(
     async with connect(f"ws://{base}/ws/chat", timeout=30) as client:
         while "announcement" not in str((await client.receive())["payload"]):
             pass  # the join notice; then beat's announcement, run by the worker
+    # The Python client's command line, from the wheel.
+    sent = await asyncio.to_thread(
+        subprocess.run,
+        [str(installed), "-m", "taskcast", "send", f"ws://{base}/ws/chat", "ping", "null"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["action"] == "pong"
     assert all(p.poll() is None for p in processes)
