@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,7 @@ __all__ = ["NO_RETRY", "Client", "Frame", "Refused", "RequestFailed", "connect"]
 
 # Close codes that a retry would meet again.
 NO_RETRY = frozenset({1008, 4400, 4401, 4403})
+STEADY = 2.0  # seconds a connection lasts for the backoff to start again from its first delay
 State = Literal["connecting", "open", "reconnecting", "closed"]
 _END = object()
 
@@ -104,7 +106,7 @@ class Client:
         )
         self.on_state = on_state
         self.state: State = "closed"
-        self.attempts = 0  # connections tried since the last one that opened
+        self.attempts = 0  # connections tried since the last one that stayed open (STEADY)
         self._models = message_types(messages)
         self._queue: asyncio.Queue[Any] = asyncio.Queue(max_queue)
         self._ws: ClientConnection | None = None
@@ -113,6 +115,7 @@ class Client:
         self._refs = itertools.count(1)
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
+        self._was_open = False
         self._ended = False  # no more frames than those queued
         self._failure: BaseException | None = None
 
@@ -129,6 +132,8 @@ class Client:
         return self
 
     async def __anext__(self) -> Frame:
+        if self._runner is None:
+            raise RuntimeError("use the client as `async with connect(…) as client`")
         item = _END if self._ended and self._queue.empty() else await self._queue.get()
         if item is _END:
             self._ended = True  # for the next call too
@@ -203,7 +208,7 @@ class Client:
     async def _run(self) -> None:
         try:
             while not self._closing:
-                self._set_state("connecting" if self.attempts == 0 else "reconnecting", {})
+                self._set_state("reconnecting" if self._was_open else "connecting", {})
                 self.attempts += 1
                 code, reason = await self._session()
                 refused = Refused(code, reason) if code in NO_RETRY else None
@@ -220,10 +225,12 @@ class Client:
 
     async def _session(self) -> tuple[int, str]:
         """One connection, until it closes: its close code and reason (1006 for none)."""
+        opened: float | None = None
         try:
             async with ws_connect(self._address(), open_timeout=self.open_timeout) as ws:
                 self._ws = ws
-                self.attempts = 0
+                self._was_open = True
+                opened = time.monotonic()
                 self._open.set()
                 self._set_state("open", {})
                 async for text in ws:
@@ -241,6 +248,10 @@ class Client:
         finally:
             self._ws = None
             self._open.clear()
+            # The backoff starts again after a connection that lasted, not after every one that
+            # opened: a server that accepts and closes at once is not asked again at once.
+            if opened is not None and time.monotonic() - opened >= STEADY:
+                self.attempts = 0
 
     def _fail_pending(self, error: BaseException) -> None:
         for reply in self._pending.values():

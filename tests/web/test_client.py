@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import serve
 
 from showcase import ReliableChatConsumer
 from showcase.messages import ReliableChatNotificationMessage, SystemNotify
@@ -183,7 +184,7 @@ async def test_backoff_grows_and_stays_bounded(
         assert max(delays[-4:]) > 0.2 >= min(delays[:2])  # it grew, up to its bound
         web.start()
         await states.until("open", 2)
-        assert client.attempts == 0
+        assert client.state == "open"
 
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -272,3 +273,19 @@ async def test_the_readme_example_as_written(
     out += capsys.readouterr().out
     assert out.splitlines()[0] == "pong"
     assert "📨 bye" in out.splitlines()[-1]
+
+
+async def test_a_server_that_closes_at_once_is_asked_less_and_less_often() -> None:
+    async def close_at_once(ws: Any) -> None:
+        await ws.close(1011, "broken")
+
+    states = States()
+    async with serve(close_at_once, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/", on_state=states, backoff=(0.02, 0.16)):
+            await states.until("reconnecting", 10)
+    delays = states.delays()
+    # Each connection opened, yet the delays grew to the bound instead of starting over.
+    assert sum(1 for s, _ in states.seen if s == "open") >= 3
+    assert max(delays[-2:]) > 0.08 >= min(delays[:2])
+    assert all(d <= 0.16 for d in delays)
