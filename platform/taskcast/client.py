@@ -11,8 +11,9 @@ The rules are the browser module's (``taskcast.js``): a socket closed with 1001,
 goes back on the URL, so a reliable endpoint sends what was missed (``replayed``), once, in
 order, or a ``gap`` frame first. 4400, 4401, 4403 and 1008 (a bad address, a refused token, a
 forbidden path, abuse) would be refused again: the client stops and iteration raises
-``Refused``. Frames are typed when the app's message classes are at hand (``messages=`` a
-consumer class or message classes: ``frame.message`` is the model), plain dicts otherwise.
+``Refused``; after 1000 (the server ended the session) iteration just ends. Frames are typed
+when the app's message classes are at hand (``messages=`` a consumer class or message classes:
+``frame.message`` is the model), plain dicts otherwise.
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
         self._fail_pending(ConnectionError("the client was closed"))
-        self._set_state("closed", {})
+        if self.state != "closed":
+            self._set_state("closed", {})
         self._end()
 
     # The connection, again and again ----------------------------------------------------------
@@ -213,7 +215,7 @@ class Client:
                 code, reason = await self._session()
                 refused = Refused(code, reason) if code in NO_RETRY else None
                 self._fail_pending(refused or ConnectionError("the socket closed before a reply"))
-                if refused is not None:
+                if refused is not None or code == 1000:  # refused, or ended by the server
                     self._failure = refused
                     self._set_state("closed", {"code": code, "reason": reason})
                     break

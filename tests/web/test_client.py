@@ -289,3 +289,17 @@ async def test_a_server_that_closes_at_once_is_asked_less_and_less_often() -> No
     assert sum(1 for s, _ in states.seen if s == "open") >= 3
     assert max(delays[-2:]) > 0.08 >= min(delays[:2])
     assert all(d <= 0.16 for d in delays)
+
+
+async def test_a_session_the_server_ends_ends_the_iteration() -> None:
+    async def say_goodbye(ws: Any) -> None:
+        await ws.send(json.dumps({"action": "bye", "payload": None}))
+        await ws.close(1000, "done")
+
+    states = States()
+    async with serve(say_goodbye, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/", on_state=states) as client:
+            async with asyncio.timeout(10):
+                assert [frame.action async for frame in client] == ["bye"]
+    assert [s for s, _ in states.seen] == ["connecting", "open", "closed"]
