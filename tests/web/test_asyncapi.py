@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import httpx
 import pytest
 import yaml
+from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
 from showcase.settings import Settings
 from taskcast import BaseMessage, Consumer, ws_handler
+from taskcast.asyncapi import build_document, consumer_routes, render_page
+from taskcast.asyncapi.codes import CLOSE_CODES, ERROR_CODES
+from taskcast.asyncapi.markup import render_blocks, render_inline
+from taskcast.cursor import decode_cursor
+from taskcast.messages import ErrorCode, ErrorMessage, GapMessage
+from taskcast.protocol import MAX_REF_LENGTH
 from taskcast.testing import LiveServer
 from web.app import create_app
 
@@ -205,3 +215,210 @@ def ask_as_many_hosts(server: LiveServer) -> None:
         assert yaml.safe_load(text)["servers"]["default"]["host"] == f"h{n}.example"
         page = httpx.get(f"{server.url}/asyncapi", headers=headers).text
         assert f"ws://h{n}.example" in page
+
+
+class Anchors(HTMLParser):
+    """The page's ids, and every href and src it holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        for name, value in attrs:
+            if name == "id" and value:
+                self.ids.add(value)
+            if name in ("href", "src") and value is not None:
+                self.links.append(value)
+
+
+def anchors_of(page: str) -> Anchors:
+    parser = Anchors()
+    parser.feed(page)
+    return parser
+
+
+def section(page: str, anchor: str) -> str:
+    start = page.index(f'id="{anchor}"')
+    return page[start : page.index("</section>", start)]
+
+
+def row(html_text: str, name: str) -> str:
+    match = re.search(rf'<tr><td data-label="Name"><code>{re.escape(name)}</code></td>.*?</tr>',
+                      html_text)  # fmt: skip
+    assert match, f"no row for {name}"
+    return match[0]
+
+
+@pytest.fixture
+def page(server: LiveServer) -> str:
+    return fetch(server, "/asyncapi").text
+
+
+def test_payloads_are_property_tables_with_constraints(page: str) -> None:
+    message = section(page, "message-ReliableChatMessage")
+    text = row(message, "message")
+    assert "string" in text and "required" in text and "<code>maxLength: 4096</code>" in text
+    assert "<code>maxLength: 128</code>" in row(message, "ref")
+    assert "optional" in row(message, "ref")
+    reliable = section(page, "message-ReliableChatNotificationMessageWithCursor")
+    assert "string (date-time)" in row(reliable, "sent_at")
+    assert "boolean" in row(reliable, "replayed")
+    error = section(page, "schema-ErrorPayload")
+    code = row(error, "code")
+    assert "one of" in code and "&quot;invalid_json&quot;" in code
+    assert "array of" in row(error, "errors") and "| null" in row(error, "errors")
+    room = section(page, "schema-RoomChatInput")
+    assert "<code>maxLength: 200</code>" in row(room, "room_name")
+    assert "default <code>null</code>" in row(room, "room_name")
+    jobs = section(page, "schema-JobEventPayload")
+    assert "<code>minimum: 0</code>" in row(jobs, "current")
+    assert "<details><summary>JSON Schema</summary>" in message  # the raw schema, collapsed
+
+
+def test_refs_link_to_schema_sections_and_every_anchor_exists(
+    page: str, document: dict[str, Any]
+) -> None:
+    anchors = anchors_of(page)
+    for name in document["components"]["schemas"]:
+        assert f"schema-{name}" in anchors.ids
+    assert 'href="#schema-ReliableChatInput"' in section(page, "message-ReliableChatMessage")
+    assert 'href="#schema-ErrorItem"' in section(page, "schema-ErrorPayload")  # nested in a union
+    internal = [link[1:] for link in anchors.links if link.startswith("#")]
+    assert internal and set(internal) <= anchors.ids
+    contents = page[page.index("<nav>") : page.index("</nav>")]
+    for target in ("channels", "wsReliable", "messages", "message-ChatMessage", "schemas",
+                   "schema-ChatInput", "errors", "error-codes", "close-codes"):  # fmt: skip
+        assert f'href="#{target}"' in contents
+
+
+def models_of(app: Starlette) -> dict[str, type[BaseMessage]]:
+    models: dict[str, type[BaseMessage]] = {"ErrorMessage": ErrorMessage, "GapMessage": GapMessage}
+    for endpoint in consumer_routes(app.routes).values():
+        consumer = endpoint.consumer
+        for handler in [*consumer.handlers.ws.values(), *consumer.handlers.events.values()]:
+            for model in (handler.input_type, *handler.outputs, *handler.spec.broadcasts):
+                models[model.__name__] = model
+        for model in consumer.notices:
+            models[model.__name__] = model
+    return models
+
+
+def test_examples_fill_every_field_and_validate_against_their_model(
+    app: Starlette, document: dict[str, Any]
+) -> None:
+    models = models_of(app)
+    envelope = {"ref", "cursor", "sent_at", "replayed"}
+    for key, message in document["components"]["messages"].items():
+        model = models[message["title"]]
+        properties = message["payload"]["properties"]
+        for example in message["examples"]:
+            frame = example["payload"]
+            assert set(frame) <= set(properties)
+            model.model_validate({k: v for k, v in frame.items() if k not in envelope})
+            inner = properties["payload"]
+            if "$ref" in inner:  # every field of the payload, optional ones too
+                schema = document["components"]["schemas"][inner["$ref"].rsplit("/", 1)[1]]
+                assert set(frame["payload"]) == set(schema.get("properties", {})), key
+            if "ref" in frame:
+                assert isinstance(frame["ref"], str) and len(frame["ref"]) <= MAX_REF_LENGTH
+    job_status = document["components"]["messages"]["JobStatusMessage"]["examples"][0]
+    assert job_status["payload"]["payload"]["job_id"] and job_status["payload"]["payload"]["watch"]
+    event = document["components"]["messages"]["AnalyticsMessage"]["examples"][0]["payload"]
+    assert event["payload"]["event"] == "page_view:/dashboard"  # the schema's own example
+    chat = document["components"]["messages"]["ChatMessage"]["examples"][0]["payload"]
+    assert chat["payload"]["message"] != "text" and chat["ref"]  # a request names its ref
+
+
+def test_reliable_examples_carry_a_cursor_and_when_it_was_sent(
+    document: dict[str, Any], page: str
+) -> None:
+    assert document["channels"]["wsReliable"]["x-taskcast-reliable"] is True
+    assert "x-taskcast-reliable" not in document["channels"]["wsChat"]
+    live, replayed = document["components"]["messages"][
+        "ReliableChatNotificationMessageWithCursor"
+    ]["examples"]
+    for example in (live, replayed):
+        frame = example["payload"]
+        assert frame["action"] == "reliable_chat_notification" and frame["payload"]["message"]
+        assert decode_cursor(frame["cursor"])  # one the server could take back
+        assert frame["sent_at"] == "2026-11-26T12:00:00.000Z"
+        assert datetime.fromisoformat(frame["sent_at"]).tzinfo is not None
+    assert "replayed" not in live["payload"] and replayed["payload"]["replayed"] is True
+    plain = document["components"]["messages"]["ChatNotificationMessage"]["examples"]
+    assert len(plain) == 1 and not {"cursor", "sent_at"} & set(plain[0]["payload"])
+    shown = section(page, "message-ReliableChatNotificationMessageWithCursor")
+    assert "&quot;cursor&quot;: " in shown and "&quot;sent_at&quot;: &quot;2026-11-26T12" in shown
+    assert "&quot;replayed&quot;: true" in shown
+    assert "reliable</span>" in section(page, "wsReliable")
+
+
+def test_error_and_close_codes_are_listed(page: str) -> None:
+    assert set(ERROR_CODES) == set(get_args(ErrorCode))
+    readme = (ROOT / "README.md").read_text()
+    errors = readme[readme.index("### Errors") : readme.index("## Layers")]
+    assert set(re.findall(r"^\| `(\w+)` \|", errors, re.M)) == set(ERROR_CODES)
+    assert set(CLOSE_CODES) == {1001, 1008, 1009, 1011, 1013, 4400, 4401, 4403}
+    listed = section(page, "errors")
+    for code in ERROR_CODES:
+        assert f'id="error-{code}"><td><code>{code}</code>' in listed
+    for number in CLOSE_CODES:
+        assert f'id="close-{number}"><td><code>{number}</code>' in listed
+    assert "<code>TASKCAST_MAX_FRAME_BYTES</code>" in listed  # markup rendered there too
+
+
+def test_docstring_markup_is_rendered_and_everything_else_escaped(page: str) -> None:
+    assert "``" not in re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)  # raw JSON aside
+    assert "the pub/sub <code>chat</code> layer" in section(page, "wsChat")
+    text = (
+        "Uses ``x < y`` and `one`, **strong** and *soft*.\n\n"
+        "- first item\n  continued\n- [docs](https://example.com/a?b=1&c=2)\n\n"
+        "<script>alert(1)</script> [bad](javascript:alert(1)) <b onclick=x>"
+    )
+    assert render_blocks(text) == (
+        "<p>Uses <code>x &lt; y</code> and <code>one</code>, <strong>strong</strong> and"
+        " <em>soft</em>.</p><ul><li>first item continued</li>"
+        '<li><a href="https://example.com/a?b=1&amp;c=2" rel="noopener noreferrer">docs</a></li>'
+        "</ul><p>&lt;script&gt;alert(1)&lt;/script&gt; [bad](javascript:alert(1))"
+        " &lt;b onclick=x&gt;</p>"
+    )
+    assert render_inline("2 * 3 * 4 and snake_case_name") == "2 * 3 * 4 and snake_case_name"
+
+
+class Defaced(Consumer):
+    """A consumer whose texts try to inject <script>alert("doc")</script>.
+
+    A second paragraph with ``code``.
+
+    - an item
+    - another <img src=x onerror=alert(1)>
+    """
+
+    @ws_handler
+    async def shout(self, message: Shout) -> Echo:
+        """<script>alert("handler")</script>"""
+        return Echo(payload=message.payload)
+
+
+def test_descriptions_cannot_inject_html() -> None:
+    endpoints = consumer_routes([WebSocketRoute("/ws/defaced", Defaced.as_asgi())])
+    document = build_document(endpoints, title="<script>t</script>", version="1", host="h")
+    page = render_page(document)
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(&quot;doc&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&quot;handler&quot;)&lt;/script&gt;" in page
+    assert "<p>A second paragraph with <code>code</code>.</p>" in page
+    assert "<li>another &lt;img src=x onerror=alert(1)&gt;</li>" in page
+    assert set(anchors_of(page).tags) >= {"table", "nav", "details"}
+
+
+def test_nothing_is_loaded_from_elsewhere(page: str) -> None:
+    anchors = anchors_of(page)
+    assert not {"script", "link", "img", "iframe"} & anchors.tags
+    for link in anchors.links:
+        assert link.startswith("#") or re.fullmatch(r"asyncapi\.(json|yaml)", link), link
+    assert "url(" not in page and "@import" not in page
+    assert 'name=viewport content="width=device-width' in page and "@media(max-width" in page

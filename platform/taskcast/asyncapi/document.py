@@ -3,9 +3,11 @@
 One channel per endpoint; a ``receive`` operation per client action (with its reply where the
 handler returns one); a ``send`` operation per message the server sends — replies, broadcasts,
 event-driven frames, connect/disconnect notices, errors, and on layers that keep messages the loss
-notice (``gap``) and the ``cursor`` that frames carry and the URL takes back. There, each send
-operation says whether its messages are kept (``x-taskcast-retained``): kept ones reach a client
-that resumes later; transient ones (presence notices) only the clients connected at the time.
+notice (``gap``) and the ``cursor`` (with ``sent_at``) that frames carry and the URL takes back.
+Such a channel is marked ``x-taskcast-reliable: true``, and each of its send operations says
+whether its messages are kept (``x-taskcast-retained``): kept ones reach a client that resumes
+later; transient ones (presence notices) only the clients connected at the time. Every message
+has examples made from its schema (``examples.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from ..consumer import Consumer, ConsumerApp
 from ..messages import BaseMessage, ErrorMessage, GapMessage
 from ..protocol import MAX_REF_LENGTH
+from .examples import frame_examples
 
 __all__ = ["build_document", "consumer_routes"]
 
@@ -50,6 +53,7 @@ def build_document(
         builder.add(
             path, app.consumer, keeps_messages=bool(getattr(app.layer, "keeps_messages", False))
         )
+    builder.add_examples()
     return {
         "asyncapi": "3.0.0",
         "info": {"title": title, "version": version, "description": description or title},
@@ -62,11 +66,23 @@ def build_document(
 
 
 def _doc(obj: object) -> tuple[str | None, str | None]:
+    """The first paragraph of ``obj``'s docstring on one line, and the rest with its paragraphs
+    and ``- `` list items kept (the page renders them)."""
     text = inspect.getdoc(obj) or ""
     if not text:
         return None, None
     first, _, rest = text.partition("\n\n")
-    return " ".join(first.split()), " ".join(rest.split()) or None
+    return " ".join(first.split()), _blocks(rest)
+
+
+def _blocks(text: str) -> str | None:
+    blocks = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        # A list item starts a line; every other line continues the one before it.
+        joined = "\n".join(lines)
+        blocks.append(re.sub(r"\n(?!- )", " ", joined))
+    return "\n\n".join(b for b in blocks if b) or None
 
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -96,6 +112,7 @@ class _Builder:
         self.operations: Json = {}
         self.messages: Json = {}
         self.schemas: Json = {}
+        self._answering: set[str] = set()  # messages that carry a request's ref
 
     def add(self, path: str, consumer: type[Consumer], *, keeps_messages: bool) -> None:
         channel_id = _ident(path.strip("/") or "root")
@@ -104,7 +121,7 @@ class _Builder:
         address = _PARAM.sub(r"{\1}", path)
         channel: Json = {"address": address, "title": consumer.__name__, "messages": {}}
         if summary:
-            channel["description"] = f"{summary} {details or ''}".strip()
+            channel["description"] = f"{summary}\n\n{details}" if details else summary
         if names := _PARAM.findall(path):
             channel["parameters"] = {name: _parameter(name, consumer) for name in names}
         if keeps_messages:
@@ -115,11 +132,16 @@ class _Builder:
                 query = {**query, "properties": {**query["properties"], **own}}
                 query["required"] = sorted(consumer.query_parameters)
             channel["bindings"] = {"ws": {"bindingVersion": "0.1.0", "query": query}}
+            channel["x-taskcast-reliable"] = True
         self.channels[channel_id] = channel
         tags = [{"name": tag} for tag in consumer.tags]
 
-        def ref(model: type[BaseMessage], *, carries_cursor: bool = False) -> Json:
+        def ref(
+            model: type[BaseMessage], *, carries_cursor: bool = False, answers: bool = False
+        ) -> Json:
             key = self._message(model, carries_cursor=carries_cursor)
+            if answers:
+                self._answering.add(key)
             channel["messages"][key] = {"$ref": f"#/components/messages/{key}"}
             return {"$ref": f"#/channels/{channel_id}/messages/{key}"}
 
@@ -142,10 +164,10 @@ class _Builder:
             }
 
         for action, handler in sorted(consumer.handlers.ws.items()):
-            body: Json = {"action": "receive", "messages": [ref(handler.input_type)]}
+            body: Json = {"action": "receive", "messages": [ref(handler.input_type, answers=True)]}
             body |= _texts(handler.summary, handler.spec.description or _doc(handler.func)[1])
             if handler.outputs:
-                replies = [ref(model) for model in handler.outputs]
+                replies = [ref(model, answers=True) for model in handler.outputs]
                 body["reply"] = {
                     "channel": {"$ref": f"#/channels/{channel_id}"},
                     "messages": replies,
@@ -184,7 +206,7 @@ class _Builder:
                 "Broadcast to the groups when a client joins or leaves.",
             )
             operation("send_notices", sent, retained=not consumer.transient_notices)
-        errors = {"action": "send", "messages": [ref(ErrorMessage)]}
+        errors = {"action": "send", "messages": [ref(ErrorMessage, answers=True)]}
         errors |= _texts("Errors", "Sent when a frame cannot be handled; the socket stays open.")
         operation("send_error", errors)
         if keeps_messages:
@@ -209,6 +231,12 @@ class _Builder:
                 "type": "string",
                 "description": "Opaque resume position: reconnect with ?cursor=<it> to resume.",
             }
+            properties["sent_at"] = {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the layer kept the message: ISO 8601, UTC, milliseconds"
+                " (where the layer knows it).",
+            }
             properties["replayed"] = {
                 "type": "boolean",
                 "description": "True on what a resuming client receives before the live frames.",
@@ -218,11 +246,17 @@ class _Builder:
             "name": model.action_name,
             "title": model.__name__,
             "payload": schema,
-            "examples": [{"name": model.action_name, "payload": _example(schema, self.schemas)}],
         }
         message |= _texts(summary, details)
         self.messages[key] = message
         return key
+
+    def add_examples(self) -> None:
+        """Every message's examples, once every schema its payload names is known."""
+        for key, message in self.messages.items():
+            message["examples"] = frame_examples(
+                message["name"], message["payload"], self.schemas, with_ref=key in self._answering
+            )
 
 
 def _texts(summary: str | None, description: str | None) -> Json:
@@ -243,37 +277,3 @@ _CURSOR_QUERY: Json = {
         }
     },
 }
-
-
-_ENVELOPE_EXTRAS = {
-    "ref",
-    "cursor",
-    "replayed",
-}  # optional envelope fields, left out of the examples
-
-
-def _example(schema: Json, definitions: Json, depth: int = 0) -> Any:
-    """A value that matches ``schema``: its example, const or default when it has one."""
-    if "$ref" in schema:
-        return _example(definitions[schema["$ref"].rsplit("/", 1)[1]], definitions, depth + 1)
-    for key in ("examples", "const", "default"):
-        if key in schema and (key != "default" or schema[key] is not None):
-            return schema[key][0] if key == "examples" else schema[key]
-    if "enum" in schema:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return _example(options[0], definitions, depth + 1)
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        return {
-            name: _example(sub, definitions, depth + 1)
-            for name, sub in schema.get("properties", {}).items()
-            if name not in _ENVELOPE_EXTRAS and depth < 8
-        }
-    if kind == "array":
-        return [_example(schema.get("items", {}), definitions, depth + 1)] if depth < 8 else []
-    return {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(
-        str(kind), "text"
-    )
