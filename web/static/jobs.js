@@ -1,10 +1,11 @@
-// The jobs panel: Run starts a job (POST /api/jobs) and watches its life on /ws/jobs/{id};
-// the job's watch path and newest cursor live in sessionStorage, so a reload picks it up where
-// it was. Uses show() and setState() from showcase.js.
-"use strict";
+// The jobs panel: Run starts a job (POST /api/jobs) and watches its life on /ws/jobs/{id} with a
+// taskcast.js client; the job's watch path and newest cursor live in sessionStorage, so a reload
+// picks it up where it was.
+import { connect } from "/taskcast.js";
+import { TOKEN, setState, show, showState } from "./showcase.js";
 
 const JOB_KEY = "taskcast.job";
-let jobSocket = null;
+let watcher = null;
 
 function jobText(p) {
   switch (p.state) {
@@ -21,55 +22,41 @@ function jobText(p) {
   }
 }
 
-function watchJob(job, attempts = 0) {
+function stopWatching() {
+  const old = watcher;
+  watcher = null;
+  if (old) old.close();
+}
+
+function watchJob(job) {
   const bar = document.getElementById("job-progress");
-  const params = new URLSearchParams(job.watch.split("?")[1]);
-  if (TOKEN) params.set("token", TOKEN);
-  if (job.cursor) params.set("cursor", job.cursor);
-  const ws = new WebSocket(`${scheme}//${location.host}${job.watch.split("?")[0]}?${params}`);
-  jobSocket = ws;
-  setState("job", "connecting", `job ${job.job_id.slice(0, 8)}`);
-  ws.onopen = () => setState("job", "open", `job ${job.job_id.slice(0, 8)}`);
-  ws.onmessage = (message) => {
-    if (jobSocket !== ws) return;
-    let frame;
-    try {
-      frame = JSON.parse(message.data);
-    } catch {
-      return;
+  const label = `job ${job.job_id.slice(0, 8)}`;
+  const client = connect(job.watch, { token: TOKEN, cursor: job.cursor });
+  watcher = client;
+  setState("job", "connecting", label);
+  client.on("state", (change) => {
+    if (watcher !== client) return; // done, or another job
+    if (change.state === "closed") sessionStorage.removeItem(JOB_KEY); // refused: not again
+    showState("job", change, label);
+  });
+  client.on("frame", (frame) => watcher === client && frame.action !== "job_event" && show("job", frame));
+  client.on("job_event", (p, frame) => {
+    if (watcher !== client) return;
+    if (p.state === "progress") {
+      bar.max = p.total;
+      bar.value = p.current;
     }
-    if (frame.action === "job_event") {
-      const p = frame.payload;
-      if (p.state === "progress") {
-        bar.max = p.total;
-        bar.value = p.current;
-      }
-      if (p.state === "succeeded") bar.value = bar.max;
-      show("job", { action: frame.action, replayed: frame.replayed, payload: { message: jobText(p) } });
-      if (frame.cursor) job.cursor = frame.cursor;
-      if (p.state === "succeeded" || p.state === "failed") {
-        sessionStorage.removeItem(JOB_KEY);
-        setState("job", "done", p.state);
-        jobSocket = null;
-        ws.close(1000);
-        return;
-      }
-      sessionStorage.setItem(JOB_KEY, JSON.stringify(job));
-    } else {
-      show("job", frame);
-    }
-  };
-  ws.onclose = (event) => {
-    if (jobSocket !== ws) return;
-    if (FINAL.has(event.code)) {
+    if (p.state === "succeeded") bar.value = bar.max;
+    show("job", { ...frame, payload: { message: jobText(p) } });
+    if (p.state === "succeeded" || p.state === "failed") {
       sessionStorage.removeItem(JOB_KEY);
-      setState("job", "closed", `closed (${event.code})`);
+      stopWatching();
+      setState("job", "done", p.state);
       return;
     }
-    const delay = Math.min(8000, 250 * 2 ** attempts) * (0.5 + Math.random() / 2);
-    setState("job", "closed", `reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    setTimeout(() => jobSocket === ws && watchJob(job, attempts + 1), delay);
-  };
+    job.cursor = client.cursor;
+    sessionStorage.setItem(JOB_KEY, JSON.stringify(job));
+  });
 }
 
 document.getElementById("job-form").addEventListener("submit", async (event) => {
@@ -99,11 +86,7 @@ document.getElementById("job-form").addEventListener("submit", async (event) => 
   const bar = document.getElementById("job-progress");
   bar.max = 1;
   bar.value = 0;
-  if (jobSocket) {
-    const old = jobSocket;
-    jobSocket = null;
-    old.close(1000);
-  }
+  stopWatching();
   const job = { job_id: reply.job_id, watch: reply.watch, cursor: null };
   sessionStorage.setItem(JOB_KEY, JSON.stringify(job));
   watchJob(job);
@@ -112,7 +95,7 @@ document.getElementById("job-form").addEventListener("submit", async (event) => 
 const kept = sessionStorage.getItem(JOB_KEY);
 if (kept) {
   try {
-    watchJob(JSON.parse(kept));  // a reload mid-job: on from its cursor
+    watchJob(JSON.parse(kept)); // a reload mid-job: on from its cursor
   } catch {
     sessionStorage.removeItem(JOB_KEY);
   }

@@ -1,21 +1,21 @@
-// The showcase: the four layers' sockets, the system echo and a room, one timeline. All text goes in with textContent, never as HTML.
-"use strict";
+// The showcase: the four layers' sockets, the system echo and a room, one timeline. Every socket
+// is a taskcast.js client (reconnects, backoff and cursors live there). All text goes in with
+// textContent, never as HTML.
+import { connect } from "/taskcast.js";
 
 const SOURCES = {
-  chat: { label: "Chat", path: "/ws/chat", resumable: false },
-  reliable: { label: "Reliable", path: "/ws/reliable", resumable: true },
-  notification: { label: "Notification", path: "/ws/notifications", resumable: false },
-  analytics: { label: "Analytics", path: "/ws/analytics", resumable: true },
-  system: { label: "System", path: "/ws/system", resumable: false },
-  room: { label: "Room", path: null, resumable: false },  // set when a room is joined
-  job: { label: "Job", path: null, resumable: true },  // jobs.js watches one
+  chat: { label: "Chat", path: "/ws/chat" },
+  reliable: { label: "Reliable", path: "/ws/reliable" },
+  notification: { label: "Notification", path: "/ws/notifications" },
+  analytics: { label: "Analytics", path: "/ws/analytics" },
+  system: { label: "System", path: "/ws/system" },
+  room: { label: "Room", path: null }, // set when a room is joined
+  job: { label: "Job", path: null }, // jobs.js watches one
 };
-// Close codes that say "do not try again": bad credentials, not allowed, a bad room name.
-const FINAL = new Set([1008, 4400, 4401, 4403]);
-const TOKEN = new URLSearchParams(location.search).get("token");
-const sockets = {};
+export const TOKEN = new URLSearchParams(location.search).get("token"); // passed on to the sockets
+const clients = {};
+let viewed = false; // the page_view event goes once, on the first open
 const timeline = document.getElementById("timeline");
-const scheme = location.protocol === "https:" ? "wss:" : "ws:";
 
 function describe(frame) {
   const p = frame.payload;
@@ -35,7 +35,7 @@ function describe(frame) {
   }
 }
 
-function show(source, frame) {
+export function show(source, frame) {
   const item = document.createElement("li");
   item.dataset.source = source;
   item.dataset.action = frame.action;
@@ -45,7 +45,10 @@ function show(source, frame) {
   tag.textContent = SOURCES[source].label;
   const time = document.createElement("span");
   time.className = "time";
-  time.textContent = new Date().toLocaleTimeString();
+  // A kept message says when it was sent: a replayed one shows that, not when it came back.
+  const sent = frame.sent_at ? new Date(frame.sent_at) : null;
+  time.textContent = (sent && !isNaN(sent) ? sent : new Date()).toLocaleTimeString();
+  time.title = sent ? `sent ${frame.sent_at}` : "received";
   const text = document.createElement("span");
   text.className = "text";
   text.textContent = describe(frame);
@@ -60,61 +63,39 @@ function show(source, frame) {
   while (timeline.children.length > 500) timeline.lastChild.remove();
 }
 
-function setState(source, state, detail) {
+export function setState(source, state, detail) {
   const card = document.getElementById(`socket-${source}`);
   card.dataset.state = state;
   card.querySelector(".state").textContent = detail || state;
 }
 
-function connect(source) {
-  const spec = SOURCES[source];
-  const entry = sockets[source] || (sockets[source] = { attempts: 0, cursor: null, ws: null, retry: null });
-  const params = new URLSearchParams();
-  if (TOKEN) params.set("token", TOKEN);  // the page's own ?token=, passed on to its sockets
-  if (spec.resumable && entry.cursor) params.set("cursor", entry.cursor);
-  const query = params.toString() ? `?${params}` : "";
-  const ws = new WebSocket(`${scheme}//${location.host}${spec.path}${query}`);
-  entry.ws = ws;
+// A client's state on its card: "reconnecting" and "closed" both show as closed, with why.
+export function showState(source, { state, code, reason, delay }, label) {
+  if (state === "reconnecting") setState(source, "closed", `reconnecting in ${(delay / 1000).toFixed(1)} s`);
+  else if (state === "closed") setState(source, "closed", `closed (${code}${reason ? `: ${reason}` : ""})`);
+  else setState(source, state, label);
+}
+
+function open(source) {
+  const client = connect(SOURCES[source].path, { token: TOKEN });
+  clients[source] = client;
   setState(source, "connecting");
-  ws.onopen = () => {
-    entry.attempts = 0;
-    setState(source, "open");
-    if (source === "analytics" && !entry.viewed) {
-      entry.viewed = true;
+  client.on("state", (change) => {
+    if (clients[source] !== client) return; // replaced (another room joined)
+    showState(source, change);
+    if (change.state === "closed") {
+      show(source, { action: "error", payload: { code: `closed_${change.code}`, detail: change.reason || "closed" } });
+    }
+    if (change.state === "open" && source === "analytics" && !viewed) {
+      viewed = true;
       send("analytics", "analytics", { event: "page_view", data: { path: location.pathname } });
     }
-  };
-  ws.onmessage = (message) => {
-    if (entry.ws !== ws) return;  // replaced (another room joined)
-    let frame;
-    try {
-      frame = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    if (frame.cursor) entry.cursor = frame.cursor;
-    show(source, frame);
-  };
-  ws.onclose = (event) => {
-    if (entry.ws !== ws) return;  // replaced (another room joined)
-    if (FINAL.has(event.code)) {
-      setState(source, "closed", `closed (${event.code}${event.reason ? ": " + event.reason : ""})`);
-      show(source, { action: "error", payload: { code: `closed_${event.code}`, detail: event.reason || "closed" } });
-      return;
-    }
-    const delay = Math.min(8000, 250 * 2 ** entry.attempts) * (0.5 + Math.random() / 2);
-    entry.attempts += 1;
-    setState(source, "closed", `reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    entry.retry = setTimeout(() => connect(source), delay);
-  };
+  });
+  client.on("frame", (frame) => clients[source] === client && show(source, frame));
 }
 
 function send(source, action, payload) {
-  const ws = sockets[source] && sockets[source].ws;
-  if (ws && ws.readyState === WebSocket.OPEN) {
-    ws.send(JSON.stringify({ action, payload }));
-    return true;
-  }
+  if (clients[source] && clients[source].send(action, payload)) return true;
   show(source, { action: "error", payload: { code: "not_connected", detail: "the socket is not open; try again shortly" } });
   return false;
 }
@@ -149,17 +130,15 @@ document.getElementById("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = document.getElementById("room-name").value.trim();
   if (!name) return;
-  if (/^\.+$/.test(name)) {  // a URL collapses dot segments: such a room has no address
+  if (/^\.+$/.test(name)) { // a URL collapses dot segments: such a room has no address
     show("room", { action: "error", payload: { code: "invalid_room", detail: "a room name needs a letter or digit" } });
     return;
   }
-  const previous = sockets.room && sockets.room.ws;
-  if (sockets.room) clearTimeout(sockets.room.retry);  // a reconnect to the old room, pending
+  const previous = clients.room;
   SOURCES.room.path = `/ws/room/${encodeURIComponent(name)}`;
   document.getElementById("room-path").textContent = `${SOURCES.room.path} · pub/sub`;
-  if (sockets.room) sockets.room.attempts = 0;
-  connect("room");
-  if (previous) previous.close(1000);
+  open("room");
+  if (previous) previous.close(); // no retry; its events are no longer shown
 });
 
 document.getElementById("room-chat-form").addEventListener("submit", (event) => {
@@ -169,4 +148,4 @@ document.getElementById("room-chat-form").addEventListener("submit", (event) => 
   if (send("room", "room_chat", { message: input.value })) input.value = "";
 });
 
-for (const source of Object.keys(SOURCES)) if (SOURCES[source].path) connect(source);
+for (const source of ["chat", "reliable", "notification", "analytics", "system"]) open(source);

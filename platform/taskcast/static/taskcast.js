@@ -1,0 +1,217 @@
+// taskcast.js — a browser (and Node 20) client for Taskcast endpoints. One ES module, no build
+// step, no dependency; served by the web tier at /taskcast.js, typed by /asyncapi.d.ts.
+//
+//   import { connect } from "/taskcast.js";
+//   const client = connect("/ws/reliable", { token, storage: "session" });
+//   client.on("reliable_chat_notification", (payload, frame) => show(payload.message, frame.sent_at));
+//   client.on("state", ({ state, code, delay }) => console.log(state, code, delay));
+//   const reply = await client.request("ping");  // the frame that carries this request's ref
+//
+// connect(url, options): `url` is absolute (ws://, wss://) or a path resolved against
+// `location` (ws: or wss: as the page's protocol). Options:
+//   token           sent as ?token=
+//   cursor          where to start on a reliable endpoint (default: live, or the stored one)
+//   storage         "session": keep the newest cursor per URL path in sessionStorage, so a
+//                   reload resumes; default: in memory only
+//   backoff         {first: 250, max: 8000} ms: the delay doubles per failed attempt, bounded
+//                   by max, with half jitter (between half of it and all of it); it starts
+//                   again from first once a connection has stayed open 2 s
+//   requestTimeout  ms a request waits for its reply (default 10000)
+//   WebSocket       a constructor, where there is no global one
+//
+// The client opens the socket at once and opens it again after a close with any code but
+// 4400, 4401, 4403 and 1008 (a retry would be refused again) and 1000 (the server ended the
+// session), sending the newest cursor back:
+// a reliable endpoint sends what was missed, once, in order, marked `replayed`, or a `gap`
+// frame first. client.close(code = 1000, reason) stops it. client.state, client.cursor (the
+// newest received) and client.url are readable.
+//
+// client.on(name, fn) returns a function that unsubscribes. Names:
+//   an action name  fn(payload, frame) for each frame of that action (not a request's reply)
+//   "frame"         fn(frame) for every frame
+//   "gap"           fn(payload, frame): messages were lost (payload: group, reason, detail)
+//   "error"         fn(payload, frame): an error frame that answers no pending request
+//   "state"         fn({state, code, reason, delay, attempt}); state: "connecting", "open",
+//                   "reconnecting" (closed, trying again after `delay` ms) or "closed" (for good)
+// client.send(action, payload) → true if the frame went, false when the socket is not open.
+// client.request(action, payload, {timeout}) → a Promise of the reply frame carrying its own
+// ref; it waits for the socket to open, and rejects with an Error whose .frame is the error
+// reply, on timeout (name "TimeoutError"), or when the socket closes before the reply or the
+// client is closed (name "ConnectionError", .code the close code).
+
+const FINAL = new Set([1008, 4400, 4401, 4403]);
+const STEADY = 2000; // ms a connection stays open for the backoff to start again from `first`
+
+export function connect(url, options = {}) {
+  return new Client(url, options);
+}
+
+class Client {
+  constructor(url, options) {
+    this.url = resolve(url);
+    this.token = options.token ?? null;
+    this.backoff = { first: 250, max: 8000, ...options.backoff };
+    this.requestTimeout = options.requestTimeout ?? 10000;
+    this.state = "connecting";
+    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (!this._WebSocket) throw new Error("no WebSocket here: pass options.WebSocket");
+    const store = options.storage === "session" && globalThis.sessionStorage;
+    this._storeKey = store ? `taskcast.cursor:${new URL(this.url).pathname}` : null;
+    this.cursor = options.cursor ?? (store ? sessionStorage.getItem(this._storeKey) : null);
+    this._listeners = new Map();
+    this._pending = new Map(); // ref → {finish, go, sent}
+    this._refs = 0;
+    this._failures = 0; // connections in a row that did not stay open (STEADY)
+    this._ws = null;
+    this._retry = null;
+    this._closed = null; // the code it stopped with
+    this._open();
+  }
+
+  on(name, fn) {
+    if (!this._listeners.has(name)) this._listeners.set(name, new Set());
+    this._listeners.get(name).add(fn);
+    return () => this._listeners.get(name).delete(fn);
+  }
+
+  send(action, payload = null) {
+    return this._send({ action, payload });
+  }
+
+  request(action, payload = null, { timeout = this.requestTimeout } = {}) {
+    const ref = `r${++this._refs}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new Error(`no reply to ${action} within ${timeout} ms`);
+        error.name = "TimeoutError";
+        request.finish(error);
+      }, timeout);
+      const request = {
+        sent: false,
+        go: () => (request.sent = this._send({ action, payload, ref })),
+        finish: (error, frame) => {
+          clearTimeout(timer);
+          this._pending.delete(ref);
+          if (error) reject(error);
+          else resolve(frame);
+        },
+      };
+      this._pending.set(ref, request);
+      if (this.state === "closed") request.finish(closedError(this._closed));
+      else if (this.state === "open") request.go();
+      // else it goes when the socket opens
+    });
+  }
+
+  close(code = 1000, reason = "") {
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) ws.close(code, reason);
+    this._stop(code, reason);
+  }
+
+  // The connection, again and again ----------------------------------------------------------
+
+  _open() {
+    const address = new URL(this.url);
+    if (this.token) address.searchParams.set("token", this.token);
+    if (this.cursor) address.searchParams.set("cursor", this.cursor);
+    const attempt = this._failures + 1;
+    this._state({ state: "connecting", attempt });
+    const ws = (this._ws = new this._WebSocket(address.href));
+    let steady = null;
+    ws.onopen = () => {
+      if (this._ws !== ws) return;
+      steady = setTimeout(() => (this._failures = 0), STEADY);
+      this._state({ state: "open", attempt });
+      for (const request of [...this._pending.values()]) if (!request.sent) request.go();
+    };
+    ws.onmessage = (message) => this._ws === ws && this._received(message.data);
+    // Browsers follow an error with a close (1006); Node 20's WebSocket may not: one of the two.
+    ws.onerror = () => ws.onclose({ code: 1006, reason: "" });
+    ws.onclose = ({ code, reason }) => {
+      clearTimeout(steady);
+      if (this._ws !== ws) return; // closed by close(), or after its error
+      this._ws = null;
+      if (FINAL.has(code) || code === 1000) return this._stop(code, reason); // or ended by the server
+      for (const request of [...this._pending.values()]) {
+        if (request.sent) request.finish(closedError(code)); // it may have been handled
+      }
+      this._failures += 1;
+      const { first, max } = this.backoff;
+      const ceiling = Math.min(max, first * 2 ** Math.min(30, this._failures - 1));
+      const delay = Math.round(ceiling * (0.5 + Math.random() / 2));
+      this._state({ state: "reconnecting", code, reason, delay, attempt: attempt + 1 });
+      this._retry = setTimeout(() => this._open(), delay);
+    };
+  }
+
+  _stop(code, reason) {
+    clearTimeout(this._retry);
+    if (this.state === "closed") return;
+    this._closed = code;
+    this._state({ state: "closed", code, reason });
+    for (const request of [...this._pending.values()]) request.finish(closedError(code));
+  }
+
+  _send(frame) {
+    if (this.state !== "open" || !this._ws) return false;
+    this._ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  _received(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return; // not the protocol: nothing to give
+    }
+    if (!frame || typeof frame.action !== "string") return;
+    if (typeof frame.cursor === "string") {
+      this.cursor = frame.cursor;
+      if (this._storeKey) sessionStorage.setItem(this._storeKey, frame.cursor);
+    }
+    this._emit("frame", frame);
+    const request = typeof frame.ref === "string" && this._pending.get(frame.ref);
+    if (request && frame.action === "error") {
+      const { code, detail } = frame.payload || {};
+      request.finish(Object.assign(new Error(`${code}: ${detail}`), { frame }));
+    } else if (request) {
+      request.finish(null, frame);
+    } else {
+      this._emit(frame.action, frame.payload, frame);
+    }
+  }
+
+  _state(change) {
+    this.state = change.state;
+    this._emit("state", change);
+  }
+
+  _emit(name, ...args) {
+    for (const fn of [...(this._listeners.get(name) || [])]) {
+      try {
+        fn(...args);
+      } catch (error) {
+        setTimeout(() => {
+          throw error; // reported as uncaught, without keeping the frame from other listeners
+        });
+      }
+    }
+  }
+}
+
+function resolve(url) {
+  if (/^wss?:\/\//i.test(url)) return url;
+  if (!globalThis.location) throw new Error(`${url}: a path needs a page (location) to resolve`);
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return new URL(url, `${scheme}//${location.host}`).href;
+}
+
+function closedError(code) {
+  const error = new Error(code ? `the socket closed (${code}) before a reply` : "closed");
+  error.name = "ConnectionError";
+  error.code = code;
+  return error;
+}
