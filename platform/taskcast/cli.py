@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as refused:
         print(f"taskcast: refused: {refused}", file=sys.stderr)
         return 2
+    except ValueError as bad:  # the URL, said without it
+        print(f"taskcast: {bad}", file=sys.stderr)
+        return 2
+    except ConnectionError as stopped:
+        print(f"taskcast: {stopped}", file=sys.stderr)
+        return 3
+    except BrokenPipeError:  # the reader went (| head): quietly, like any filter
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status
 
 
@@ -89,10 +98,21 @@ def _said(state: State, details: dict[str, Any]) -> None:
 
 
 def _readable(frame: Frame) -> str:
-    when = frame.sent_at.astimezone().strftime("%H:%M:%S") if frame.sent_at else ""
+    when = ""
+    if frame.sent_at is not None:
+        try:
+            when = frame.sent_at.astimezone().strftime("%H:%M:%S")
+        except (OverflowError, ValueError, OSError):
+            when = frame.sent_at.isoformat()
     payload = json.dumps(frame.payload, ensure_ascii=False)
     marks = " (replayed)" if frame.replayed else ""
     return f"{when:8} {frame.action} {payload}{marks}".strip()
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("a whole number from 1")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("tail", help="print an endpoint's frames as they arrive")
     watch.add_argument("url", help="ws:// or wss:// URL of the endpoint")
     watch.add_argument("--cursor", help="start from this position (a frame's cursor)")
-    watch.add_argument("--count", type=int, help="stop after this many frames")
+    watch.add_argument("--count", type=_positive, help="stop after this many frames")
     watch.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
     watch.set_defaults(run=tail)
     one = commands.add_parser("send", help="send one frame and print the reply")

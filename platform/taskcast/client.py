@@ -24,65 +24,35 @@ import itertools
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .client_frames import (
+    Frame,
+    Refused,
+    RequestFailed,
+    encode_frame,
+    message_types,
+    parse_frame,
+)
 from .consumer import Consumer
-from .exceptions import TaskcastError
-from .messages import BaseMessage, ErrorMessage, GapMessage, PongMessage
-from .protocol import encode
+from .messages import BaseMessage
 
 __all__ = ["NO_RETRY", "Client", "Frame", "Refused", "RequestFailed", "connect"]
 
 # Close codes that a retry would meet again.
 NO_RETRY = frozenset({1008, 4400, 4401, 4403})
+_HTTP_REFUSALS = {401: 4401, 403: 4403}  # a handshake refused over HTTP, as a close code
+_OURS = ("token", "cursor")
 STEADY = 2.0  # seconds a connection lasts for the backoff to start again from its first delay
 State = Literal["connecting", "open", "reconnecting", "closed"]
 _END = object()
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One frame from the server. ``message``: the payload as the app's model, when the client
-    knows the action's class and the payload is valid for it."""
-
-    action: str
-    payload: Any
-    ref: str | None = None
-    cursor: str | None = None
-    replayed: bool = False
-    sent_at: datetime | None = None
-    message: BaseMessage | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-    def as_json(self) -> str:
-        return json.dumps(dict(self.raw), ensure_ascii=False)
-
-
-class Refused(TaskcastError):
-    """The server closed the socket with a code that a retry would meet again."""
-
-    def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(f"closed {code}{': ' + reason if reason else ''}")
-        self.code, self.reason = code, reason
-
-
-class RequestFailed(TaskcastError):
-    """A request's reply was an error frame (``frame.payload``: code, detail, errors)."""
-
-    def __init__(self, frame: Frame) -> None:
-        payload = frame.payload if isinstance(frame.payload, dict) else {}
-        super().__init__(f"{payload.get('code', 'error')}: {payload.get('detail', '')}")
-        self.frame = frame
 
 
 class Client:
@@ -97,9 +67,22 @@ class Client:
         request_timeout: float = 10.0,
         open_timeout: float = 10.0,
         max_queue: int = 1000,
+        max_size: int = 8 * 2**20,
         on_state: Callable[[State, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.url, self.token, self.cursor = url, token, cursor
+        # Checked here, in words that never repeat the URL's query (a token may be in it).
+        parts = urlsplit(url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or not port_ok:
+            raise ValueError("the URL must be ws://host[:port]/path or wss://…")
+        given = dict(parse_qsl(parts.query, keep_blank_values=True))
+        self.url = url
+        self.token = token if token is not None else given.get("token")
+        self.cursor = cursor if cursor is not None else given.get("cursor")
+        self.max_size = max_size
         self.backoff, self.request_timeout, self.open_timeout = (
             backoff,
             request_timeout,
@@ -113,6 +96,7 @@ class Client:
         self._ws: ClientConnection | None = None
         self._open = asyncio.Event()
         self._pending: dict[str, asyncio.Future[Frame]] = {}
+        self._sent: set[str] = set()  # the refs of requests sent on the socket that is open
         self._refs = itertools.count(1)
         self._runner: asyncio.Task[None] | None = None
         self._closing = False
@@ -137,7 +121,9 @@ class Client:
             raise RuntimeError("use the client as `async with connect(…) as client`")
         item = _END if self._ended and self._queue.empty() else await self._queue.get()
         if item is _END:
-            self._ended = True  # for the next call too
+            self._ended = True  # for the next call too, and for another reader waiting
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(_END)
             if self._failure is not None:
                 raise self._failure
             raise StopAsyncIteration
@@ -157,14 +143,22 @@ class Client:
                     await asyncio.wait_for(self._open.wait(), 0.1)
 
     async def send(
-        self, message: BaseMessage | str, payload: Any = None, *, ref: str | None = None
+        self,
+        message: BaseMessage | str,
+        payload: Any = None,
+        *,
+        ref: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Send a frame: a message of the app's (``send(ChatMessage(payload=…))``) or an action
-        and its payload; waits (``request_timeout``) for the socket to be open."""
-        await self.wait_open(self.request_timeout)
+        and its payload; waits (``timeout``, default ``request_timeout``) for the socket to be
+        open."""
+        await self.wait_open(self.request_timeout if timeout is None else timeout)
         assert self._ws is not None
         try:
-            await self._ws.send(_text(message, payload, ref))
+            if ref is not None:
+                self._sent.add(ref)  # from here a lost socket may have taken it
+            await self._ws.send(encode_frame(message, payload, ref))
         except ConnectionClosed as closed:  # as it closed (the runner reconnects, or stops)
             code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
             if code in NO_RETRY:
@@ -182,25 +176,27 @@ class Client:
         reply = self._pending[ref] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(limit):
-                await self.send(message, payload, ref=ref)
+                await self.send(message, payload, ref=ref, timeout=limit)
                 frame = await reply
         finally:
             self._pending.pop(ref, None)
+            self._sent.discard(ref)
+            if reply.done() and not reply.cancelled():
+                reply.exception()  # seen: no "never retrieved" warning for a failed one
+            reply.cancel()
         if frame.action == "error":
             raise RequestFailed(frame)
         assert isinstance(frame, Frame)
         return frame
 
     async def close(self) -> None:
+        """Stop: the socket closed (its close handshake bounded by a second), no retry."""
         self._closing = True
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
         if self._runner is not None:
-            self._runner.cancel()
+            self._runner.cancel()  # leaving its connection closes the socket
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        self._fail_pending(ConnectionError("the client was closed"))
+        self._fail_pending(ConnectionError("the client was closed"), everyone=True)
         if self.state != "closed":
             self._set_state("closed", {})
         self._end()
@@ -212,9 +208,16 @@ class Client:
             while not self._closing:
                 self._set_state("reconnecting" if self._was_open else "connecting", {})
                 self.attempts += 1
-                code, reason = await self._session()
+                try:
+                    code, reason = await self._session()
+                except Exception as exc:  # given to the iteration, never lost
+                    self._failure = exc if isinstance(exc, Refused) else self._stopped(exc)
+                    self._fail_pending(self._failure, everyone=True)
+                    self._set_state("closed", {"code": 1006, "reason": str(self._failure)})
+                    break
                 refused = Refused(code, reason) if code in NO_RETRY else None
-                self._fail_pending(refused or ConnectionError("the socket closed before a reply"))
+                lost = ConnectionError("the socket closed before a reply")
+                self._fail_pending(refused or lost, everyone=refused is not None)
                 if refused is not None or code == 1000:  # refused, or ended by the server
                     self._failure = refused
                     self._set_state("closed", {"code": code, "reason": reason})
@@ -229,7 +232,10 @@ class Client:
         """One connection, until it closes: its close code and reason (1006 for none)."""
         opened: float | None = None
         try:
-            async with ws_connect(self._address(), open_timeout=self.open_timeout) as ws:
+            address = self._address()
+            async with ws_connect(
+                address, open_timeout=self.open_timeout, close_timeout=1, max_size=self.max_size
+            ) as ws:
                 self._ws = ws
                 self._was_open = True
                 opened = time.monotonic()
@@ -240,11 +246,14 @@ class Client:
                         await self._received(text)
             return ws.close_code or 1006, ws.close_reason or ""
         except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == 1009:  # over max_size: it would
+                raise Refused(1009, "a frame over the client's max_size") from None  # come again
             return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
         except InvalidStatus as refused:  # an HTTP answer to the handshake
             status = refused.response.status_code
-            final = 400 <= status < 500 and status not in (408, 429)
-            return (4400 if final else 1006), f"HTTP {status}"
+            if 400 <= status < 500 and status not in (408, 429):
+                return _HTTP_REFUSALS.get(status, 4400), f"HTTP {status}"
+            return 1006, f"HTTP {status}"
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             return 1006, type(exc).__name__
         finally:
@@ -255,19 +264,28 @@ class Client:
             if opened is not None and time.monotonic() - opened >= STEADY:
                 self.attempts = 0
 
-    def _fail_pending(self, error: BaseException) -> None:
-        for reply in self._pending.values():
-            if not reply.done():
+    def _fail_pending(self, error: BaseException, *, everyone: bool = False) -> None:
+        """Fail the requests the closed socket took (all of them, ``everyone``): one not yet
+        sent waits for the next socket."""
+        for ref, reply in self._pending.items():
+            if (everyone or ref in self._sent) and not reply.done():
                 reply.set_exception(error)
+        self._sent.clear()
 
     def _address(self) -> str:
+        """The URL with the token and the newest cursor (the user's other parameters as given)."""
         parts = urlsplit(self.url)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("cursor", "token")]
-        if self.token is not None:
-            query.append(("token", self.token))
-        if self.cursor is not None:
-            query.append(("cursor", self.cursor))
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        kept = [p for p in parts.query.split("&") if p and p.split("=")[0] not in _OURS]
+        ours = {"token": self.token, "cursor": self.cursor}
+        kept += [urlencode({k: v}, quote_via=quote) for k, v in ours.items() if v is not None]
+        return urlunsplit(parts._replace(query="&".join(kept)))
+
+    def _stopped(self, exc: Exception) -> ConnectionError:
+        """What ends the client when something unforeseen does, in words without the token."""
+        said = f"{type(exc).__name__}: {exc}"
+        if self.token:
+            said = said.replace(self.token, "[redacted]").replace(quote(self.token), "[redacted]")
+        return ConnectionError(f"the client stopped: {said[:300]}")
 
     def _delay(self) -> float:
         first, most = self.backoff
@@ -277,11 +295,11 @@ class Client:
     async def _received(self, text: str) -> None:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return  # not the protocol: nothing to give
         if not isinstance(data, dict) or not isinstance(data.get("action"), str):
             return
-        frame = self._frame(data)
+        frame = parse_frame(data, self._models)
         if frame.cursor is not None:
             self.cursor = frame.cursor
         reply = self._pending.get(frame.ref) if frame.ref is not None else None
@@ -289,30 +307,6 @@ class Client:
             reply.set_result(frame)
             return
         await self._queue.put(frame)  # a reader that does not keep up slows the socket
-
-    def _frame(self, data: dict[str, Any]) -> Frame:
-        model = self._models.get(data["action"])
-        message = None
-        if model is not None:
-            with contextlib.suppress(ValidationError):
-                message = model.model_validate(
-                    {"action": data["action"], "payload": data.get("payload")}
-                )
-        sent_at = None
-        if isinstance(data.get("sent_at"), str):
-            with contextlib.suppress(ValueError):
-                sent_at = datetime.fromisoformat(data["sent_at"])
-        ref, cursor = data.get("ref"), data.get("cursor")
-        return Frame(
-            action=data["action"],
-            payload=data.get("payload"),
-            ref=ref if isinstance(ref, str) else None,
-            cursor=cursor if isinstance(cursor, str) else None,
-            replayed=data.get("replayed") is True,
-            sent_at=sent_at,
-            message=message,
-            raw=data,
-        )
 
     def _set_state(self, state: State, details: dict[str, Any]) -> None:
         self.state = state
@@ -329,30 +323,3 @@ class Client:
 def connect(url: str, **options: Any) -> Client:
     """``async with connect(url, token=…) as client``: see ``Client`` for the options."""
     return Client(url, **options)
-
-
-def message_types(
-    source: type[Consumer] | Iterable[type[BaseMessage]],
-) -> dict[str, type[BaseMessage]]:
-    """The message classes by action: a consumer's (what it sends and what it takes, with the
-    protocol's own), or the ones given."""
-    if isinstance(source, type) and issubclass(source, Consumer):
-        handlers = source.handlers
-        models: list[type[BaseMessage]] = [ErrorMessage, GapMessage, PongMessage]
-        for handler in handlers.ws.values():
-            models += [handler.input_type, *handler.outputs, *handler.spec.broadcasts]
-        for handler in handlers.events.values():
-            models += handler.outputs
-        models += source.notices
-    else:
-        models = list(source)
-    return {model.action_name: model for model in models}
-
-
-def _text(message: BaseMessage | str, payload: Any, ref: str | None) -> str:
-    if isinstance(message, BaseMessage):
-        return encode(message, ref)
-    frame: dict[str, Any] = {"action": message, "payload": payload}
-    if ref is not None:
-        frame["ref"] = ref
-    return json.dumps(frame, ensure_ascii=False)

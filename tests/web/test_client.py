@@ -24,6 +24,7 @@ from showcase.settings import Settings
 from taskcast import SyncPublisher
 from taskcast.client import Client, Frame, Refused, RequestFailed, State, connect
 from taskcast.testing import next_frames, resuming
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -303,3 +304,47 @@ async def test_a_session_the_server_ends_ends_the_iteration() -> None:
             async with asyncio.timeout(10):
                 assert [frame.action async for frame in client] == ["bye"]
     assert [s for s, _ in states.seen] == ["connecting", "open", "closed"]
+
+
+def test_a_url_that_is_no_websocket_url_is_said_without_its_token() -> None:
+    for url in ["http://h/ws?token=s3cret", "ws://", "ws://h:99999/x?token=s3cret", "wss//h"]:
+        with pytest.raises(ValueError, match="ws://host") as bad:
+            Client(url)
+        assert "s3cret" not in str(bad.value)
+    said = cli("tail", "http://127.0.0.1:1/ws/chat?token=s3cret", TASKCAST_TOKEN="s3cret")
+    assert said.returncode == 2
+    assert "s3cret" not in said.stderr and "Traceback" not in said.stderr
+
+
+async def test_a_request_made_before_the_server_is_up_gets_its_reply() -> None:
+    async def answer(ws: Any) -> None:
+        async for text in ws:
+            frame = json.loads(text)
+            await ws.send(json.dumps({"action": "pong", "payload": None, "ref": frame["ref"]}))
+
+    port = free_port()
+    async with connect(f"ws://127.0.0.1:{port}/", backoff=(0.05, 0.1)) as client:
+        asking = asyncio.create_task(client.request("ping", timeout=10))
+        await asyncio.sleep(0.3)  # a few refused connections meanwhile
+        async with serve(answer, "127.0.0.1", port):
+            reply = await asyncio.wait_for(asking, 10)
+    assert (reply.action, reply.ref) == ("pong", "r1")
+
+
+async def test_hostile_frames_are_skipped_and_a_full_queue_does_not_slow_close() -> None:
+    async def hostile(ws: Any) -> None:
+        await ws.send("[" * 200_000)  # nested past any parser
+        await ws.send(b"\x00binary")
+        await ws.send(json.dumps({"action": "fine", "payload": 1}))
+        while True:  # then more than the client reads
+            await ws.send(json.dumps({"action": "flood", "payload": "x" * 1000}))
+            await asyncio.sleep(0)  # (this server shares the test's loop)
+
+    async with serve(hostile, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = connect(f"ws://127.0.0.1:{port}/", max_queue=10)
+        async with asyncio.timeout(5):  # close's handshake is bounded (a second), not 10 s
+            async with client:
+                first = await anext(client)
+        assert first.action == "fine"
+    assert client.state == "closed"
