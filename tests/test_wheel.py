@@ -100,6 +100,10 @@ async def test_the_built_wheel_runs_web_worker_and_beat_outside_the_checkout(
     base, processes = started
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"http://{base}/asyncapi.json", timeout=5)).status_code == 200
+        module = await http.get(f"http://{base}/taskcast.js", timeout=5)  # packaged with it
+        assert module.status_code == 200 and "export function connect" in module.text
+        types = await http.get(f"http://{base}/asyncapi.d.ts", timeout=5)
+        assert types.status_code == 200 and "/ws/reliable" in types.text
     async with connect(f"ws://{base}/ws/chat", timeout=30) as client:
         while "announcement" not in str((await client.receive())["payload"]):
             pass  # the join notice; then beat's announcement, run by the worker
