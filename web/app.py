@@ -7,7 +7,6 @@ import html
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from importlib.resources import files
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,18 +23,16 @@ from showcase.jobs import job_bucket
 from showcase.queue import producer
 from showcase.settings import Settings, TokenGrant
 from taskcast import Consumer, LayerRegistry, Publisher
-from taskcast.asyncapi.typescript import declarations
 from taskcast.consumer import Connections
 from taskcast.host_metrics import HostMetrics
 from taskcast.metrics import Metrics, MetricsCollector
 
 from .api import broadcast, job_tokens, start_job_endpoint
-from .docs import asyncapi_json, asyncapi_page, asyncapi_yaml, document
+from .docs import asyncapi_declarations, asyncapi_json, asyncapi_page, asyncapi_yaml, client_module
 from .tasks import TaskQueue
 
 STATIC = Path(__file__).parent / "static"
 SHOWCASE = (STATIC / "showcase.html").read_text()
-CLIENT_MODULE = (files("taskcast") / "static" / "taskcast.js").read_text(encoding="utf-8")
 
 
 def create_app(
@@ -151,18 +148,3 @@ async def index(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     flower = f"{request.url.scheme}://{request.url.hostname}:{settings.flower_port}/"
     return HTMLResponse(SHOWCASE.replace("{flower_url}", html.escape(flower, quote=True)))
-
-
-async def client_module(request: Request) -> Response:
-    """The browser client, ``taskcast.js`` (an ES module: ``import { connect } from
-    "/taskcast.js"``), shipped in the taskcast package."""
-    return Response(CLIENT_MODULE, media_type="text/javascript")
-
-
-async def asyncapi_declarations(request: Request) -> Response:
-    """TypeScript declarations for taskcast.js, from the AsyncAPI document: each endpoint's
-    actions and payloads, so ``connect("/ws/reliable")`` knows what it sends and receives."""
-    cache = request.app.state.asyncapi
-    if "typescript" not in cache:  # the server (per request) is not in it: built once
-        cache["typescript"] = declarations(document(request))
-    return Response(cache["typescript"], media_type="application/typescript; charset=utf-8")

@@ -1,11 +1,13 @@
-"""The AsyncAPI document of the running app, and its page: /asyncapi.json, /asyncapi.yaml,
-/asyncapi. Built from the app's routes, so a consumer added to the app is documented with it."""
+"""The AsyncAPI document of the running app, its page and its TypeScript declarations:
+/asyncapi.json, /asyncapi.yaml, /asyncapi, /asyncapi.d.ts; and the browser client they type,
+/taskcast.js. Built from the app's routes, so a consumer added to the app is documented with it."""
 
 from __future__ import annotations
 
 import html
 import json
 from importlib.metadata import version
+from importlib.resources import files
 from typing import Any
 
 import yaml
@@ -13,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from taskcast.asyncapi import build_document, consumer_routes, render_page
+from taskcast.asyncapi.typescript import declarations
 
 TITLE = "Taskcast showcase"
 DESCRIPTION = (
@@ -20,6 +23,8 @@ DESCRIPTION = (
     '{"action": str, "payload": ..., "ref"?: str}; a reply carries its request\'s ref.'
 )
 
+
+CLIENT_MODULE = (files("taskcast") / "static" / "taskcast.js").read_text(encoding="utf-8")
 
 # Stand-ins for the server's host and protocol in the texts built once (YAML, the page).
 _HOST, _PROTOCOL = "taskcast-server-host", "taskcast-server-protocol"
@@ -74,3 +79,18 @@ async def asyncapi_page(request: Request) -> Response:
     host, protocol = _server(request)
     page = request.app.state.asyncapi["page"].replace(_HOST, html.escape(host), 1)
     return HTMLResponse(page.replace(_PROTOCOL, protocol, 1))
+
+
+async def client_module(request: Request) -> Response:
+    """The browser client, ``taskcast.js`` (an ES module: ``import { connect } from
+    "/taskcast.js"``), shipped in the taskcast package."""
+    return Response(CLIENT_MODULE, media_type="text/javascript")
+
+
+async def asyncapi_declarations(request: Request) -> Response:
+    """TypeScript declarations for taskcast.js, from the AsyncAPI document: each endpoint's
+    actions and payloads, so ``connect("/ws/reliable")`` knows what it sends and receives."""
+    cache = request.app.state.asyncapi
+    if "typescript" not in cache:  # the server (per request) is not in it: built once
+        cache["typescript"] = declarations(document(request))
+    return Response(cache["typescript"], media_type="application/typescript; charset=utf-8")
