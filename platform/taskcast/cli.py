@@ -1,13 +1,15 @@
-"""``python -m taskcast``: watch an endpoint, or send it one frame.
+"""python -m taskcast: watch a Taskcast endpoint, or send it one frame.
 
     python -m taskcast tail ws://host/ws/reliable [--cursor C] [--count N] [--json]
-    python -m taskcast send ws://host/ws/chat chat '{"message": "hi"}'
+    python -m taskcast send ws://host/ws/system user_message '{"message": "hi"}'
+    python -m taskcast send ws://host/ws/chat chat '{"message": "hi"}' --no-reply
 
 ``tail`` prints each frame as it arrives (one JSON object a line; a readable line on a
-terminal), reconnecting and resuming across disconnects (connection news on stderr). ``send``
-sends one frame with a ``ref`` and prints the reply. A token comes from ``TASKCAST_TOKEN``, never
-the command line (where ``ps`` shows it). Exit status: 0, 1 an error reply, 2 refused for good
-(4400, 4401, 4403, 1008) or a bad argument, 3 no reply in time.
+terminal), reconnecting and resuming across disconnects (connection news on stderr, and the last
+cursor when it stops: give it back with ``--cursor``). ``send`` sends one frame with a ``ref`` and
+prints the reply; an action that only broadcasts has none: ``--no-reply``. A token comes from
+``TASKCAST_TOKEN``, never the command line (where ``ps`` shows it). Exit status: 0, 1 an error
+reply, 2 refused for good (4400, 4401, 4403, 1008) or a bad argument, 3 no reply in time.
 """
 
 from __future__ import annotations
@@ -47,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
 
 async def tail(args: argparse.Namespace) -> int:
     readable = not args.json and sys.stdout.isatty()
-    async with _client(args) as client:
-        seen = 0
-        async for frame in client:
-            print(_readable(frame) if readable else frame.as_json(), flush=True)
-            seen += 1
-            if args.count is not None and seen >= args.count:
-                break
+    client = _client(args)
+    try:
+        async with client:
+            seen = 0
+            async for frame in client:
+                print(_readable(frame) if readable else frame.as_json(), flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
+    finally:  # Ctrl-C too: where to resume from
+        if client.cursor:
+            print(f"taskcast: last cursor: {client.cursor}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -64,6 +71,13 @@ async def send(args: argparse.Namespace) -> int:
         print(f"taskcast: PAYLOAD is not JSON: {exc}", file=sys.stderr)
         return 2
     async with _client(args) as client:
+        if args.no_reply:
+            try:
+                await client.send(args.action, payload, timeout=args.timeout)
+            except TimeoutError:
+                print(f"taskcast: not connected within {args.timeout:g} s", file=sys.stderr)
+                return 3
+            return 0
         try:
             reply = await client.request(args.action, payload, timeout=args.timeout)
         except RequestFailed as failed:
@@ -128,7 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("url", help="ws:// or wss:// URL of the endpoint")
     one.add_argument("action")
     one.add_argument("payload", help="the payload, as JSON")
-    one.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
+    one.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the reply (10)"
+    )
+    one.add_argument(
+        "--no-reply", action="store_true", help="the action only broadcasts: send and exit"
+    )
     one.set_defaults(run=send)
     for command in (watch, one):
         command.add_argument("--max-backoff", type=float, default=8.0, help=argparse.SUPPRESS)

@@ -252,7 +252,8 @@ class Client:
         except InvalidStatus as refused:  # an HTTP answer to the handshake
             status = refused.response.status_code
             if 400 <= status < 500 and status not in (408, 429):
-                return _HTTP_REFUSALS.get(status, 4400), f"HTTP {status}"
+                why = " (no such endpoint, or its origin or host refused)" if status == 403 else ""
+                return _HTTP_REFUSALS.get(status, 4400), f"HTTP {status} at the handshake{why}"
             return 1006, f"HTTP {status}"
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             return 1006, type(exc).__name__

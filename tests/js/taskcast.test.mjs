@@ -204,7 +204,7 @@ describe("with tokens", () => {
     assert.equal(client.state, "closed");
     // A retry would come within `max` (40 ms): a second is ample to see none.
     await assert.rejects(until(client, "state", () => true, 1000), /not within 1000 ms/);
-    assert.deepEqual(states, ["open", "closed"]);
+    assert.deepEqual(states, ["connecting", "open", "closed"]);
     await assert.rejects(client.request("ping"), { name: "ConnectionError" });
   });
 });
@@ -233,11 +233,29 @@ test("while nothing answers, the delays grow and stay within max", async (t) => 
   // Half jitter: each delay lies in [ceiling/2, ceiling] and the ceiling doubles up to max.
   for (let n = 1; n < 4; n += 1) assert.ok(delays[n] >= delays[n - 1], `${delays} grow`);
   for (const delay of delays.slice(3)) assert.ok(delay >= 160, `${delays}: at max, at least half of it`);
-  assert.deepEqual(attempts, [2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(attempts, [1, 2, 3, 4, 5, 6, 7]);
 });
 
-test("a path needs a page to resolve against; a WebSocket constructor can be passed in", () => {
+test("close() from a state listener stops it; a payload JSON cannot carry fails alone", async () => {
+  const port = await freePort(); // nothing listens there
+  const client = connect(`ws://127.0.0.1:${port}/ws/chat`, { backoff: { first: 20, max: 40 } });
+  const states = [];
+  client.on("state", (change) => {
+    states.push(change.state);
+    if (change.state === "reconnecting") client.close();
+  });
+  const circular = {};
+  circular.self = circular;
+  await assert.rejects(client.request("ping", circular), TypeError); // at once, not at its timeout
+  const waiting = client.request("ping", null, { timeout: 5000 });
+  await assert.rejects(waiting, { name: "ConnectionError" }); // settled by the close
+  await new Promise((done) => setTimeout(done, 300)); // several backoffs' time
+  assert.deepEqual(states, ["connecting", "reconnecting", "closed"]);
+});
+
+test("a path needs a page to resolve against; a WebSocket constructor can be passed in", async () => {
   assert.throws(() => connect("/ws/reliable"), /needs a page/);
+  assert.throws(() => connect("http://example.invalid/ws/chat"), /ws:\/\/ or wss:\/\//);
   const opened = [];
   class FakeSocket {
     constructor(url) {
@@ -246,6 +264,7 @@ test("a path needs a page to resolve against; a WebSocket constructor can be pas
     close() {}
   }
   const client = connect("ws://example.invalid/ws/jobs/abc?watch=w", { WebSocket: FakeSocket, token: "t", cursor: "c1" });
+  await Promise.resolve(); // it opens once the caller's listeners are on
   assert.deepEqual(opened, ["ws://example.invalid/ws/jobs/abc?watch=w&token=t&cursor=c1"]);
   assert.equal(client.state, "connecting");
   assert.equal(client.send("ping"), false);

@@ -219,6 +219,15 @@ def test_the_command_line_tails_and_sends(
     bad = cli("send", web.ws_url("/ws/chat"), "chat", '{"message": 5}', TASKCAST_TOKEN="good")
     assert bad.returncode == 1 and json.loads(bad.stdout)["payload"]["code"] == "invalid_payload"
     assert cli("send", web.ws_url("/ws/chat"), "chat", "{nope").returncode == 2
+    quiet = cli(
+        "send",
+        web.ws_url("/ws/chat"),
+        "chat",
+        '{"message": "x"}',
+        "--no-reply",
+        TASKCAST_TOKEN="good",
+    )
+    assert quiet.returncode == 0 and quiet.stdout == "", quiet.stderr
     # Live from its start (a reliable endpoint without a cursor), then from a cursor: only what
     # came after it.
     url = web.ws_url("/ws/reliable")
@@ -234,13 +243,15 @@ def test_the_command_line_tails_and_sends(
         assert tail.stderr.readline().strip() == "taskcast: connected"
         for n in range(3):
             publisher.publish(ReliableChatConsumer, SystemNotify(payload=f"kept {n}"))
-        out, _ = tail.communicate(timeout=30)
+        out, errors = tail.communicate(timeout=30)
     finally:
         tail.kill()
     assert tail.returncode == 0
     frames = [json.loads(line) for line in out.splitlines()]
     kept = [f for f in frames if f["payload"]["message"] != JOINED]
     assert [f["payload"]["message"] for f in kept] == ["kept 0", "kept 1", "kept 2"]
+    last = [line for line in errors.splitlines() if "last cursor" in line]
+    assert last == [f"taskcast: last cursor: {kept[-1]['cursor']}"]  # to resume from
     again = cli("tail", url, "--cursor", kept[0]["cursor"], "--count", "3", TASKCAST_TOKEN="good")
     frames = [json.loads(line) for line in again.stdout.splitlines()]
     assert [f["payload"]["message"] for f in frames if f["payload"]["message"] != JOINED] == [

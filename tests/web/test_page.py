@@ -119,6 +119,23 @@ def test_after_a_server_restart_the_page_gets_what_it_missed_marked_replayed(
     assert all("WebSocket" in problem for problem in problems), problems
 
 
+def test_a_reload_resumes_the_reliable_lane(
+    browser: Browser, server: LiveServer, settings: Settings, problems: list[str]
+) -> None:
+    publisher = SyncPublisher.from_configs(settings.layer_configs())
+    page = open_page(browser, server.url, problems)
+    publisher.publish(ReliableChatConsumer, SystemNotify(payload="before the reload"))
+    expect(lane(page, "reliable", "before the reload")).to_have_count(1)
+    page.goto("about:blank")  # the page is gone; its cursor stays in sessionStorage
+    publisher.publish(ReliableChatConsumer, SystemNotify(payload="while reloading"))
+    page.goto(server.url)
+    missed = lane(page, "reliable", "while reloading")
+    expect(missed).to_have_count(1)
+    expect(missed.locator(".badge.replayed")).to_have_count(1)
+    expect(lane(page, "reliable", "before the reload")).to_have_count(0)  # not again
+    assert problems == []
+
+
 def test_markup_in_a_message_is_shown_as_text(
     browser: Browser, server: LiveServer, problems: list[str]
 ) -> None:

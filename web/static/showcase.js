@@ -5,9 +5,9 @@ import { connect } from "/taskcast.js";
 
 const SOURCES = {
   chat: { label: "Chat", path: "/ws/chat" },
-  reliable: { label: "Reliable", path: "/ws/reliable" },
+  reliable: { label: "Reliable", path: "/ws/reliable", storage: "session" }, // a reload resumes
   notification: { label: "Notification", path: "/ws/notifications" },
-  analytics: { label: "Analytics", path: "/ws/analytics" },
+  analytics: { label: "Analytics", path: "/ws/analytics", storage: "session" },
   system: { label: "System", path: "/ws/system" },
   room: { label: "Room", path: null }, // set when a room is joined
   job: { label: "Job", path: null }, // jobs.js watches one
@@ -77,7 +77,7 @@ export function showState(source, { state, code, reason, delay }, label) {
 }
 
 function open(source) {
-  const client = connect(SOURCES[source].path, { token: TOKEN });
+  const client = connect(SOURCES[source].path, { token: TOKEN, storage: SOURCES[source].storage });
   clients[source] = client;
   setState(source, "connecting");
   client.on("state", (change) => {
@@ -132,6 +132,10 @@ document.getElementById("room-form").addEventListener("submit", (event) => {
   if (!name) return;
   if (/^\.+$/.test(name)) { // a URL collapses dot segments: such a room has no address
     show("room", { action: "error", payload: { code: "invalid_room", detail: "a room name needs a letter or digit" } });
+    return;
+  }
+  if (name.includes("/")) { // one path segment: the server has no route for more
+    show("room", { action: "error", payload: { code: "invalid_room", detail: "a room name may not contain /" } });
     return;
   }
   const previous = clients.room;

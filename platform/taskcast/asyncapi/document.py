@@ -192,7 +192,7 @@ class _Builder:
                 "messages": [ref(m, carries_cursor=keeps_messages) for m in handler.outputs],
             }
             sent |= _texts(
-                handler.summary, f"Sent when a {action} event is published to the groups."
+                handler.summary, f"Sent when the event {action} is published to the groups."
             )
             operation(f"send_on_{action}", sent, handler.spec.tags, retained=True)
         notices = consumer.notices
@@ -221,6 +221,9 @@ class _Builder:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         self.schemas.update(schema.pop("$defs", {}))
         properties = schema.setdefault("properties", {})
+        if "action" in properties:  # always in a frame (its default is the model's own name)
+            others = [name for name in schema.get("required", []) if name != "action"]
+            schema["required"] = ["action", *others]
         properties["ref"] = {
             "type": "string",
             "maxLength": MAX_REF_LENGTH,
@@ -231,12 +234,13 @@ class _Builder:
                 "type": "string",
                 "description": "Opaque resume position: reconnect with ?cursor=<it> to resume.",
             }
-            properties["sent_at"] = {
-                "type": "string",
-                "format": "date-time",
-                "description": "When the layer kept the message: ISO 8601, UTC, milliseconds"
-                " (where the layer knows it).",
-            }
+            if model is not GapMessage:  # a notice, not a kept message
+                properties["sent_at"] = {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When the layer kept the message: ISO 8601, UTC, milliseconds"
+                    " (where the layer knows it).",
+                }
             properties["replayed"] = {
                 "type": "boolean",
                 "description": "True on what a resuming client receives before the live frames.",

@@ -58,7 +58,7 @@ export interface Channel {
 export interface AnyChannel extends Channel {
   sends: Record<string, unknown>;
   receives: Record<string, unknown>;
-  replies: {};
+  replies: Record<string, Frame>;
 }
 type Payload<P> = null extends P ? [payload?: P] : [payload: P];
 type Timeout = { timeout?: number };
@@ -79,10 +79,11 @@ export interface Client<C extends Channel = AnyChannel> {
     fn: (payload: C["receives"][A], frame: Frame<A, C["receives"][A]>) => void,
   ): () => void;
   send<A extends keyof C["sends"] & string>(action: A, ...payload: Payload<C["sends"][A]>): boolean;
-  request<A extends keyof C["sends"] & string>(
+  /** Only the actions the endpoint answers (others would only time out). */
+  request<A extends keyof C["sends"] & keyof C["replies"] & string>(
     action: A,
     ...args: RequestArgs<C["sends"][A]>
-  ): Promise<A extends keyof C["replies"] ? C["replies"][A] : Received<C>>;
+  ): Promise<C["replies"][A]>;
   close(code?: number, reason?: string): void;
 }
 """

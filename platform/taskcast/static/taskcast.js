@@ -27,12 +27,16 @@
 // newest received) and client.url are readable.
 //
 // client.on(name, fn) returns a function that unsubscribes. Names:
-//   an action name  fn(payload, frame) for each frame of that action (not a request's reply)
+//   an action name  fn(payload, frame) for each frame of that action (a reply to a pending
+//                   request goes to the request only; "state" and "frame" are never actions)
 //   "frame"         fn(frame) for every frame
 //   "gap"           fn(payload, frame): messages were lost (payload: group, reason, detail)
 //   "error"         fn(payload, frame): an error frame that answers no pending request
 //   "state"         fn({state, code, reason, delay, attempt}); state: "connecting", "open",
 //                   "reconnecting" (closed, trying again after `delay` ms) or "closed" (for good)
+// A listener that throws does not keep the frame from the others; its error is rethrown on a
+// later tick (reported as uncaught). An error frame `invalid_cursor` drops the cursor (and its
+// stored copy): the server went live instead.
 // client.send(action, payload) → true if the frame went, false when the socket is not open.
 // client.request(action, payload, {timeout}) → a Promise of the reply frame carrying its own
 // ref; it waits for the socket to open, and rejects with an Error whose .frame is the error
@@ -50,7 +54,7 @@ class Client {
   constructor(url, options) {
     this.url = resolve(url);
     this.token = options.token ?? null;
-    this.backoff = { first: 250, max: 8000, ...options.backoff };
+    this.backoff = backoffOf(options.backoff);
     this.requestTimeout = options.requestTimeout ?? 10000;
     this.state = "connecting";
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -65,7 +69,7 @@ class Client {
     this._ws = null;
     this._retry = null;
     this._closed = null; // the code it stopped with
-    this._open();
+    queueMicrotask(() => this._open()); // after the caller's on(...) calls: they see "connecting"
   }
 
   on(name, fn) {
@@ -80,6 +84,12 @@ class Client {
 
   request(action, payload = null, { timeout = this.requestTimeout } = {}) {
     const ref = `r${++this._refs}`;
+    let text;
+    try {
+      text = JSON.stringify({ action, payload, ref }); // a payload JSON cannot carry fails here
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const error = new Error(`no reply to ${action} within ${timeout} ms`);
@@ -88,7 +98,7 @@ class Client {
       }, timeout);
       const request = {
         sent: false,
-        go: () => (request.sent = this._send({ action, payload, ref })),
+        go: () => (request.sent = this._sendText(text)),
         finish: (error, frame) => {
           clearTimeout(timer);
           this._pending.delete(ref);
@@ -106,25 +116,33 @@ class Client {
   close(code = 1000, reason = "") {
     const ws = this._ws;
     this._ws = null;
-    if (ws) ws.close(code, reason);
+    try {
+      if (ws) ws.close(code, reason);
+    } catch {
+      ws.close(1000); // a code or reason the socket refuses: closed all the same
+    }
     this._stop(code, reason);
   }
 
   // The connection, again and again ----------------------------------------------------------
 
   _open() {
+    if (this._closed !== null) return;
     const address = new URL(this.url);
     if (this.token) address.searchParams.set("token", this.token);
     if (this.cursor) address.searchParams.set("cursor", this.cursor);
     const attempt = this._failures + 1;
     this._state({ state: "connecting", attempt });
+    if (this._closed !== null) return; // closed by a listener of that state
     const ws = (this._ws = new this._WebSocket(address.href));
     let steady = null;
     ws.onopen = () => {
       if (this._ws !== ws) return;
       steady = setTimeout(() => (this._failures = 0), STEADY);
       this._state({ state: "open", attempt });
-      for (const request of [...this._pending.values()]) if (!request.sent) request.go();
+      for (const request of [...this._pending.values()]) {
+        if (!request.sent && this._ws === ws) request.go();
+      }
     };
     ws.onmessage = (message) => this._ws === ws && this._received(message.data);
     // Browsers follow an error with a close (1006); Node 20's WebSocket may not: one of the two.
@@ -141,8 +159,8 @@ class Client {
       const { first, max } = this.backoff;
       const ceiling = Math.min(max, first * 2 ** Math.min(30, this._failures - 1));
       const delay = Math.round(ceiling * (0.5 + Math.random() / 2));
+      this._retry = setTimeout(() => this._open(), delay); // before the state: a listener may close()
       this._state({ state: "reconnecting", code, reason, delay, attempt: attempt + 1 });
-      this._retry = setTimeout(() => this._open(), delay);
     };
   }
 
@@ -155,8 +173,12 @@ class Client {
   }
 
   _send(frame) {
+    return this._sendText(JSON.stringify(frame));
+  }
+
+  _sendText(text) {
     if (this.state !== "open" || !this._ws) return false;
-    this._ws.send(JSON.stringify(frame));
+    this._ws.send(text);
     return true;
   }
 
@@ -174,14 +196,23 @@ class Client {
     }
     this._emit("frame", frame);
     const request = typeof frame.ref === "string" && this._pending.get(frame.ref);
+    const payload = frame.payload && typeof frame.payload === "object" ? frame.payload : {};
     if (request && frame.action === "error") {
-      const { code, detail } = frame.payload || {};
-      request.finish(Object.assign(new Error(`${code}: ${detail}`), { frame }));
+      const said = [payload.code, payload.detail].filter((part) => typeof part === "string");
+      request.finish(Object.assign(new Error(said.join(": ") || "error reply"), { frame }));
     } else if (request) {
       request.finish(null, frame);
-    } else {
+    } else if (frame.action !== "state" && frame.action !== "frame") {
+      // (those two names are the client's own events, never a server's frame)
+      if (frame.action === "error" && payload.code === "invalid_cursor") this._forgetCursor();
       this._emit(frame.action, frame.payload, frame);
     }
+  }
+
+  _forgetCursor() {
+    // The server ignored it (live from now): sending it again would only be refused again.
+    this.cursor = null;
+    if (this._storeKey) sessionStorage.removeItem(this._storeKey);
   }
 
   _state(change) {
@@ -203,10 +234,16 @@ class Client {
 }
 
 function resolve(url) {
-  if (/^wss?:\/\//i.test(url)) return url;
+  if (/^wss?:\/\//i.test(url)) return url.split("#")[0];
+  if (/^[a-z][a-z0-9+.-]*:/i.test(url)) throw new Error("a ws:// or wss:// URL, or a path");
   if (!globalThis.location) throw new Error(`${url}: a path needs a page (location) to resolve`);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return new URL(url, `${scheme}//${location.host}`).href;
+}
+
+function backoffOf({ first, max } = {}) {
+  const start = Number.isFinite(first) && first > 0 ? first : 250;
+  return { first: start, max: Number.isFinite(max) && max >= start ? max : Math.max(start, 8000) };
 }
 
 function closedError(code) {
