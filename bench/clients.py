@@ -84,13 +84,20 @@ def reader_process(url: str, kind: str, total: int, conn: Any) -> None:
     asyncio.run(read(url, kind, total, conn))
 
 
-def start_reader(url: str, kind: str, total: int) -> tuple[Any, Any]:
+def spawn(target: Any, *args: Any) -> tuple[Any, Any]:
+    """A client process running ``target(*args, conn)``, and this side's end of ``conn``."""
     mine, theirs = mp.Pipe()
-    process = mp.get_context("spawn").Process(
-        target=reader_process, args=(url, kind, total, theirs)
-    )
+    process = mp.get_context("spawn").Process(target=target, args=(*args, theirs))
     process.start()
     return process, mine
+
+
+def tear_down(process: Any, server: Any, publisher: Publisher, prefix: str) -> None:
+    process.join(timeout=10)
+    process.kill()
+    server.kill()
+    server.wait()
+    drop_prefix(publisher.redis, prefix)
 
 
 def run_read(target: str, kind: str, total: int) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def run_read(target: str, kind: str, total: int) -> dict[str, Any]:
     publisher = Publisher(target, prefix)
     server = start_server(target, port, prefix)
     path = "/ws" if target == "ceiling" else "/ws/reliable"
-    process, conn = start_reader(f"ws://127.0.0.1:{port}{path}", kind, total)
+    process, conn = spawn(reader_process, f"ws://127.0.0.1:{port}{path}", kind, total)
     try:
         deadline = time.monotonic() + 30
         while not conn.poll(0.05):  # warm-up frames until the reader has one
@@ -120,11 +127,7 @@ def run_read(target: str, kind: str, total: int) -> dict[str, Any]:
             "client_cpu_us_per_frame": round(cpu / seen * 1e6, 1),
         }
     finally:
-        process.join(timeout=10)
-        process.kill()
-        server.kill()
-        server.wait()
-        drop_prefix(publisher.redis, prefix)
+        tear_down(process, server, publisher, prefix)
 
 
 async def follow(url: str, conn: Any) -> None:
@@ -154,11 +157,7 @@ def run_restart(restarts: int, rate: float, down: float, up: float) -> dict[str,
     port = free_port()
     publisher = Publisher("reliable", prefix)
     server = start_server("reliable", port, prefix)
-    mine, theirs = mp.Pipe()
-    process = mp.get_context("spawn").Process(
-        target=follower_process, args=(f"ws://127.0.0.1:{port}/ws/reliable", theirs)
-    )
-    process.start()
+    process, mine = spawn(follower_process, f"ws://127.0.0.1:{port}/ws/reliable")
     received: list[tuple[int, bool, float]] = []
     answered: list[float] = []
     outages: list[float] = []
@@ -192,11 +191,7 @@ def run_restart(restarts: int, rate: float, down: float, up: float) -> dict[str,
         while (item := mine.recv() if mine.poll(30) else None) is not None:
             received.append(item)
     finally:
-        process.join(timeout=10)
-        process.kill()
-        server.kill()
-        server.wait()
-        drop_prefix(publisher.redis, prefix)
+        tear_down(process, server, publisher, prefix)
     gaps = sum(1 for number, _, _ in received if number < 0)
     received = [item for item in received if item[0] >= 0]
     counts = Counter(number for number, _, _ in received)
