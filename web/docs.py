@@ -20,7 +20,9 @@ from taskcast.asyncapi.typescript import declarations
 TITLE = "Taskcast showcase"
 DESCRIPTION = (
     "Typed real-time events over WebSocket. Every frame is JSON: "
-    '{"action": str, "payload": ..., "ref"?: str}; a reply carries its request\'s ref.'
+    '{"action": str, "payload": ..., "ref"?: str}; a reply carries its request\'s ref.\n\n'
+    "Clients that reconnect and resume: the browser module `/taskcast.js`, "
+    "typed by `/asyncapi.d.ts`, and `taskcast.client` in Python (`python -m taskcast tail URL`)."
 )
 
 
