@@ -271,3 +271,44 @@ test("a path needs a page to resolve against; a WebSocket constructor can be pas
   client.close();
   assert.equal(client.state, "closed");
 });
+
+test("a browser that refuses sessionStorage costs the resume after a reload, never a frame", async (t) => {
+  class FakeSocket {
+    constructor(url) {
+      FakeSocket.last = this;
+      this.url = url;
+    }
+    send() {}
+    close() {}
+  }
+  const refusing = {
+    getItem() {
+      throw new Error("SecurityError");
+    },
+    setItem() {
+      throw new Error("QuotaExceededError");
+    },
+    removeItem() {
+      throw new Error("SecurityError");
+    },
+  };
+  for (const storage of [refusing, "blocked"]) {
+    const descriptor = storage === "blocked"
+      ? { get() { throw new Error("SecurityError"); }, configurable: true } // reading it throws
+      : { value: storage, configurable: true };
+    Object.defineProperty(globalThis, "sessionStorage", descriptor);
+    t.after(() => delete globalThis.sessionStorage);
+    const client = connect("ws://example.invalid/ws/reliable", { WebSocket: FakeSocket, storage: "session" });
+    await Promise.resolve(); // it opens once the caller's listeners are on
+    const got = [];
+    client.on("reliable_chat_notification", (payload) => got.push(payload.message));
+    FakeSocket.last.onopen();
+    const frame = { action: "reliable_chat_notification", payload: { message: "kept" }, cursor: "c9" };
+    FakeSocket.last.onmessage({ data: JSON.stringify(frame) });
+    FakeSocket.last.onmessage({ data: JSON.stringify({ action: "error", payload: { code: "invalid_cursor" } }) });
+    assert.deepEqual(got, ["kept"]);
+    assert.equal(client.cursor, null); // dropped by the invalid_cursor error, storage or not
+    client.close();
+    delete globalThis.sessionStorage;
+  }
+});

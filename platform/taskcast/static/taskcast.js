@@ -59,9 +59,9 @@ class Client {
     this.state = "connecting";
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (!this._WebSocket) throw new Error("no WebSocket here: pass options.WebSocket");
-    const store = options.storage === "session" && globalThis.sessionStorage;
-    this._storeKey = store ? `taskcast.cursor:${new URL(this.url).pathname}` : null;
-    this.cursor = options.cursor ?? (store ? sessionStorage.getItem(this._storeKey) : null);
+    this._store = options.storage === "session" ? sessionStore() : null;
+    this._storeKey = `taskcast.cursor:${new URL(this.url).pathname}`;
+    this.cursor = options.cursor ?? this._stored("getItem");
     this._listeners = new Map();
     this._pending = new Map(); // ref → {finish, go, sent}
     this._refs = 0;
@@ -192,7 +192,7 @@ class Client {
     if (!frame || typeof frame.action !== "string") return;
     if (typeof frame.cursor === "string") {
       this.cursor = frame.cursor;
-      if (this._storeKey) sessionStorage.setItem(this._storeKey, frame.cursor);
+      this._stored("setItem", frame.cursor);
     }
     this._emit("frame", frame);
     const request = typeof frame.ref === "string" && this._pending.get(frame.ref);
@@ -212,7 +212,17 @@ class Client {
   _forgetCursor() {
     // The server ignored it (live from now): sending it again would only be refused again.
     this.cursor = null;
-    if (this._storeKey) sessionStorage.removeItem(this._storeKey);
+    this._stored("removeItem");
+  }
+
+  _stored(method, ...args) {
+    // sessionStorage, when asked for and allowed: a browser that refuses it (storage blocked,
+    // full, a private mode) only costs the resume after a reload, never a frame.
+    try {
+      return this._store ? this._store[method](this._storeKey, ...args) : null;
+    } catch {
+      return null;
+    }
   }
 
   _state(change) {
@@ -239,6 +249,14 @@ function resolve(url) {
   if (!globalThis.location) throw new Error(`${url}: a path needs a page (location) to resolve`);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return new URL(url, `${scheme}//${location.host}`).href;
+}
+
+function sessionStore() {
+  try {
+    return globalThis.sessionStorage ?? null; // reading it throws where storage is blocked
+  } catch {
+    return null;
+  }
 }
 
 function backoffOf({ first, max } = {}) {
