@@ -12,6 +12,7 @@ plain integers the hot path bumps and a collector reads (see ``taskcast.metrics`
 from __future__ import annotations
 
 import json
+import operator
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,7 @@ class HostMetrics(Collector):
                 metric = merged.setdefault(
                     family["name"], Metric(family["name"], family["help"], family["type"])
                 )
-                add = max if _one_per_host(family) else _sum
+                add = max if _one_per_host(family) else operator.add
                 for name, labels, value in family["samples"]:
                     key = (metric.name, name, json.dumps(labels, sort_keys=True))
                     values[key] = add(values[key], float(value)) if key in values else value
@@ -101,10 +102,6 @@ def _one_per_host(family: dict[str, Any]) -> bool:
     time): one value for the host, not a sum."""
     name = family["name"]
     return bool(family["type"] == "info" or name.endswith(("_info", "_start_time_seconds")))
-
-
-def _sum(a: float, b: float) -> float:
-    return a + b
 
 
 def _alive(pid: int) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..cursor import Position, encode_cursor
+from .schema_tables import schema_name
 
 __all__ = ["ENVELOPE_FIELDS", "SENT_AT", "frame_examples", "value_for"]
 
@@ -92,7 +93,7 @@ def value_for(
 ) -> Any:
     """A value that ``schema`` accepts (``schemas``: what its ``$ref`` s name)."""
     if "$ref" in schema:
-        target = schema["$ref"].rsplit("/", 1)[1]
+        target = schema_name(schema) or ""
         resolved = {**schemas.get(target, {}), **{k: v for k, v in schema.items() if k != "$ref"}}
         return value_for(resolved, schemas, name=name, owner=target, depth=depth + 1)
     if "const" in schema:

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from .schema_tables import schema_name
+
 __all__ = ["declarations"]
 
 Json = dict[str, Any]
@@ -169,9 +171,9 @@ class _Types:
         """The TypeScript type of a JSON Schema; objects spread over lines at ``indent``."""
         if not isinstance(schema, dict):
             return "unknown" if schema is not False else "never"
-        if isinstance(ref := schema.get("$ref"), str):
-            prefix, _, name = ref.rpartition("/")
-            return self.names.get(name, "unknown") if prefix.endswith("/schemas") else "unknown"
+        if "$ref" in schema:
+            name = schema_name(schema)
+            return "unknown" if name is None else self.names.get(name, "unknown")
         if "const" in schema:
             return json.dumps(schema["const"], ensure_ascii=False)
         if isinstance(schema.get("enum"), list):
