@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import signal
 import sys
 from typing import Any
 
@@ -25,42 +27,48 @@ from .client import Client, Frame, Refused, RequestFailed, State
 
 __all__ = ["main"]
 
+NO_REPLY_WAIT = 1.0  # seconds send --no-reply waits for an error frame before it exits 0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status: int = asyncio.run(args.run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM
         return 0
+    except BrokenPipeError:  # the reader went (| head): quietly, like any filter (before
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # ConnectionError: a
+        return 0  # subclass of it)
     except Refused as refused:
-        print(f"taskcast: refused: {refused}", file=sys.stderr)
+        _say(f"refused: {refused}")
         return 2
     except ValueError as bad:  # the URL, said without it
-        print(f"taskcast: {bad}", file=sys.stderr)
+        _say(str(bad))
         return 2
     except ConnectionError as stopped:
-        print(f"taskcast: {stopped}", file=sys.stderr)
+        _say(str(stopped))
         return 3
-    except BrokenPipeError:  # the reader went (| head): quietly, like any filter
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return status
 
 
 async def tail(args: argparse.Namespace) -> int:
     readable = not args.json and sys.stdout.isatty()
     client = _client(args)
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM (`timeout`, a supervisor) stops it as Ctrl-C does
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         async with client:
             seen = 0
             async for frame in client:
-                print(_readable(frame) if readable else frame.as_json(), flush=True)
+                print(_printable(_readable(frame) if readable else frame.as_json()), flush=True)
                 seen += 1
                 if args.count is not None and seen >= args.count:
                     break
     finally:  # Ctrl-C too: where to resume from
         if client.cursor:
-            print(f"taskcast: last cursor: {client.cursor}", file=sys.stderr, flush=True)
+            _say(f"last cursor: {client.cursor}")
     return 0
 
 
@@ -68,28 +76,31 @@ async def send(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(args.payload)
     except ValueError as exc:
-        print(f"taskcast: PAYLOAD is not JSON: {exc}", file=sys.stderr)
+        _say(f"PAYLOAD is not JSON: {exc}")
         return 2
     async with _client(args) as client:
-        if args.no_reply:
-            try:
-                await client.send(args.action, payload, timeout=args.timeout)
-            except TimeoutError:
-                print(f"taskcast: not connected within {args.timeout:g} s", file=sys.stderr)
-                return 3
-            return 0
         try:
-            reply = await client.request(args.action, payload, timeout=args.timeout)
+            await client.wait_open(args.timeout)
+        except TimeoutError:
+            _say(f"not connected within {args.timeout:g} s")
+            return 3
+        # With --no-reply no reply comes, but an error would (a mistyped action, a payload
+        # refused): it waits a moment for one.
+        wait = min(args.timeout, NO_REPLY_WAIT) if args.no_reply else args.timeout
+        try:
+            reply = await client.request(args.action, payload, timeout=wait)
         except RequestFailed as failed:
-            print(failed.frame.as_json(), flush=True)
+            print(_printable(failed.frame.as_json()), flush=True)
             return 1
         except TimeoutError:
-            print(f"taskcast: no reply within {args.timeout:g} s", file=sys.stderr)
+            if args.no_reply:
+                return 0
+            _say(f"no reply within {args.timeout:g} s")
             return 3
         except ConnectionError as lost:
-            print(f"taskcast: no reply: {lost}", file=sys.stderr)
+            _say(f"no reply: {lost}")
             return 3
-    print(reply.as_json(), flush=True)
+    print(_printable(reply.as_json()), flush=True)
     return 0
 
 
@@ -106,9 +117,19 @@ def _client(args: argparse.Namespace) -> Client:
 def _said(state: State, details: dict[str, Any]) -> None:
     if state == "reconnecting" and "delay" in details:
         why = f"closed {details['code']}{': ' + details['reason'] if details['reason'] else ''}"
-        print(f"taskcast: {why}; again in {details['delay']:.1f} s", file=sys.stderr, flush=True)
+        _say(f"{why}; again in {details['delay']:.1f} s")
     elif state == "open":
-        print("taskcast: connected", file=sys.stderr, flush=True)
+        _say("connected")
+
+
+def _say(text: str) -> None:
+    print(f"taskcast: {_printable(text)}", file=sys.stderr, flush=True)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (a server's escape sequences could clear a terminal or
+    retitle it) as ``\\u`` escapes, which a JSON line reads back as the same characters."""
+    return _CONTROL.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 def _readable(frame: Frame) -> str:

@@ -42,6 +42,7 @@ from .client_frames import (
     parse_frame,
 )
 from .consumer import Consumer
+from .cursor import MAX_CURSOR_LENGTH
 from .messages import BaseMessage
 
 __all__ = ["NO_RETRY", "Client", "Frame", "Refused", "RequestFailed", "connect"]
@@ -79,7 +80,7 @@ class Client:
         if parts.scheme not in ("ws", "wss") or not parts.hostname or not port_ok:
             raise ValueError("the URL must be ws://host[:port]/path or wss://…")
         given = dict(parse_qsl(parts.query, keep_blank_values=True))
-        self.url = url
+        self.url = urlunsplit(parts._replace(fragment=""))  # a fragment is never sent
         self.token = token if token is not None else given.get("token")
         self.cursor = cursor if cursor is not None else given.get("cursor")
         self.max_size = max_size
@@ -216,7 +217,8 @@ class Client:
                     self._set_state("closed", {"code": 1006, "reason": str(self._failure)})
                     break
                 refused = Refused(code, reason) if code in NO_RETRY else None
-                lost = ConnectionError("the socket closed before a reply")
+                said = f"{code}: {reason}" if reason else str(code)
+                lost = ConnectionError(f"the socket closed ({said[:200]}) before a reply")
                 self._fail_pending(refused or lost, everyone=refused is not None)
                 if refused is not None or code == 1000:  # refused, or ended by the server
                     self._failure = refused
@@ -246,8 +248,9 @@ class Client:
                         await self._received(text)
             return ws.close_code or 1006, ws.close_reason or ""
         except ConnectionClosed as closed:
-            if closed.sent is not None and closed.sent.code == 1009:  # over max_size: it would
-                raise Refused(1009, "a frame over the client's max_size") from None  # come again
+            if closed.sent is not None and closed.sent.code == 1009 and not closed.rcvd_then_sent:
+                # A frame over our max_size (not the server's 1009, echoed): it would come again.
+                raise Refused(1009, "a frame over the client's max_size") from None
             return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
         except InvalidStatus as refused:  # an HTTP answer to the handshake
             status = refused.response.status_code
@@ -284,8 +287,9 @@ class Client:
     def _stopped(self, exc: Exception) -> ConnectionError:
         """What ends the client when something unforeseen does, in words without the token."""
         said = f"{type(exc).__name__}: {exc}"
-        if self.token:
-            said = said.replace(self.token, "[redacted]").replace(quote(self.token), "[redacted]")
+        if self.token:  # as given, and as a URL carries it (quote, as _address; and with / kept)
+            for form in {self.token, quote(self.token, safe=""), quote(self.token)}:
+                said = said.replace(form, "[redacted]")
         return ConnectionError(f"the client stopped: {said[:300]}")
 
     def _delay(self) -> float:
@@ -301,8 +305,10 @@ class Client:
         if not isinstance(data, dict) or not isinstance(data.get("action"), str):
             return
         frame = parse_frame(data, self._models)
-        if frame.cursor is not None:
-            self.cursor = frame.cursor
+        if frame.cursor is not None and len(frame.cursor) <= MAX_CURSOR_LENGTH:
+            self.cursor = frame.cursor  # (a longer one is none this server gives)
+        elif frame.action == "error" and frame.ref is None and _code(frame) == "invalid_cursor":
+            self.cursor = None  # the server went live instead: sending it again would not help
         reply = self._pending.get(frame.ref) if frame.ref is not None else None
         if reply is not None and not reply.done():
             reply.set_result(frame)
@@ -319,6 +325,10 @@ class Client:
             self._ended = True  # what is queued is read first
         elif not self._ended:
             self._queue.put_nowait(_END)
+
+
+def _code(frame: Frame) -> object:
+    return frame.payload.get("code") if isinstance(frame.payload, dict) else None
 
 
 def connect(url: str, **options: Any) -> Client:

@@ -36,7 +36,7 @@ from .messages import BaseMessage, ErrorMessage, PingMessage, PongMessage
 from .metrics import Metrics
 from .options import Connections, ConsumerOptions
 from .outbox import Overflow
-from .protocol import Rejected, close_reason, decode, encode, utf8_size
+from .protocol import Rejected, close_reason, decode, encode, ref_of, utf8_size, with_ref
 from .rendering import Rendering
 from .writer import SocketWriter
 
@@ -326,20 +326,23 @@ class Consumer(Rendering):
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return int(message.get("code") or 1005)
+            text: str | None = message.get("text")
+            size = len(message.get("bytes") or b"") if text is None else utf8_size(text, limit)
+            if size > limit:
+                await self._close(1009, f"frame larger than {limit} bytes")
+                return 1009
             if bucket is not None:
                 if not bucket.take():
                     strikes += 1
                     if strikes >= self.options.rate_strikes:
                         await self._close(1008, "too many frames")
                         return 1008
-                    self._error(RATE_LIMITED, "rate_limited")
+                    # Answering its ref, so that a request fails at once rather than timing out
+                    # (at most rate_strikes of these are read in a row before the close).
+                    ref = ref_of(text) if text is not None else None
+                    self._error(with_ref(RATE_LIMITED, ref), "rate_limited")
                     continue
                 strikes = 0
-            text: str | None = message.get("text")
-            size = len(message.get("bytes") or b"") if text is None else utf8_size(text, limit)
-            if size > limit:
-                await self._close(1009, f"frame larger than {limit} bytes")
-                return 1009
             if text is None:
                 self._error(BINARY_REFUSED, "invalid_frame")
             else:

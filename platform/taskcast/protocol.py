@@ -22,7 +22,9 @@ __all__ = [
     "close_reason",
     "decode",
     "encode",
+    "ref_of",
     "utf8_size",
+    "with_ref",
 ]
 
 MAX_REF_LENGTH = 128
@@ -32,10 +34,28 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 def encode(message: BaseMessage, ref: str | None = None) -> str:
     """The frame's JSON text (UTF-8, not ASCII-escaped), with ``ref`` when given."""
-    text = message.model_dump_json()
+    return with_ref(message.model_dump_json(), ref)
+
+
+def with_ref(frame: str, ref: str | None) -> str:
+    """An encoded frame with ``ref`` added when given (a reply's, or an error's that answers
+    a frame)."""
     if ref is None:
-        return text
-    return f'{text[:-1]},"ref":{json.dumps(ref, ensure_ascii=False)}}}'
+        return frame
+    return f'{frame[:-1]},"ref":{json.dumps(ref, ensure_ascii=False)}}}'
+
+
+def ref_of(text: str) -> str | None:
+    """The ``ref`` of a frame that is refused before it is decoded (rate-limited), so that its
+    error answers it: ``None`` where it has none a reply could carry."""
+    if _SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH else None
 
 
 @dataclass(frozen=True, slots=True)

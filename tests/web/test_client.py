@@ -228,6 +228,8 @@ def test_the_command_line_tails_and_sends(
         TASKCAST_TOKEN="good",
     )
     assert quiet.returncode == 0 and quiet.stdout == "", quiet.stderr
+    typo = cli("send", web.ws_url("/ws/chat"), "chta", "{}", "--no-reply", TASKCAST_TOKEN="good")
+    assert typo.returncode == 1 and json.loads(typo.stdout)["payload"]["code"] == "unknown_action"
     # Live from its start (a reliable endpoint without a cursor), then from a cursor: only what
     # came after it.
     url = web.ws_url("/ws/reliable")

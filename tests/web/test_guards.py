@@ -75,6 +75,10 @@ async def test_a_client_over_its_rate_gets_errors_then_is_closed(guarded: LiveSe
         await client.send({"action": "ping"})
         frame = await client.expect("error")
         assert frame["payload"]["code"] == "rate_limited"
+        assert "ref" not in frame
+        await client.send({"action": "ping", "ref": "r-over"})  # a request fails at once
+        frame = await client.expect("error")
+        assert (frame["payload"]["code"], frame["ref"]) == ("rate_limited", "r-over")
         with pytest.raises(Closed) as closed:
             for _ in range(40):
                 await client.send({"action": "ping"})
