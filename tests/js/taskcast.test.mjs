@@ -133,7 +133,7 @@ test("after a server restart the client resumes: each message once, in order, th
   assert.equal(client.state, "open");
   assert.ok(states.some((s) => s.state === "reconnecting" && s.code !== 1001), "it retried while down");
   // The newest cursor is kept per path, so a reload would resume from it.
-  assert.equal(stored.get("taskcast.cursor:/ws/reliable"), client.cursor);
+  assert.equal(stored.get(`taskcast.cursor:127.0.0.1:${port}/ws/reliable`), client.cursor); // per host and path
   const reloaded = connect(`ws://127.0.0.1:${port}/ws/reliable`, { storage: "session" });
   assert.equal(reloaded.cursor, client.cursor);
   reloaded.close();
@@ -185,6 +185,20 @@ describe("with tokens", () => {
     client.close();
     await assert.rejects(closing, { name: "ConnectionError" });
     assert.equal(client.send("ping"), false);
+  });
+
+  test("the heartbeat's pings keep a quiet socket open and their pongs reach no listener", async (t) => {
+    const client = connect(`ws://127.0.0.1:${port}/ws/system`, { token: "good", heartbeat: 100 });
+    t.after(() => client.close());
+    const frames = [];
+    const states = [];
+    client.on("frame", (frame) => frames.push(frame.action));
+    client.on("state", (change) => states.push(change.state));
+    await until(client, "system_echo");
+    await new Promise((done) => setTimeout(done, 700)); // several heartbeats of silence
+    assert.deepEqual(states, ["connecting", "open"]);
+    assert.deepEqual(frames, ["system_echo"]); // the pongs went nowhere
+    assert.equal((await client.request("ping")).action, "pong"); // a caller's own still answers
   });
 
   test("a request with no reply times out", async (t) => {
@@ -310,5 +324,80 @@ test("a browser that refuses sessionStorage costs the resume after a reload, nev
     assert.equal(client.cursor, null); // dropped by the invalid_cursor error, storage or not
     client.close();
     delete globalThis.sessionStorage;
+  }
+});
+
+// A TCP server that answers the WebSocket handshake (or, with `handshake: false`, never does),
+// then says nothing: a peer gone silently. Counts connections and the bytes sent after it.
+async function silentPeer({ handshake = true } = {}) {
+  const { createHash } = await import("node:crypto");
+  const seen = { connections: 0, after: 0, sockets: [] };
+  const server = createServer((socket) => {
+    seen.connections += 1;
+    seen.sockets.push(socket);
+    let head = "";
+    socket.on("data", (chunk) => {
+      if (head.includes("\r\n\r\n")) return void (seen.after += chunk.length);
+      head += chunk.toString("latin1");
+      const key = /Sec-WebSocket-Key: (.+)\r\n/i.exec(head);
+      if (!handshake || !key || !head.includes("\r\n\r\n")) return;
+      const accept = createHash("sha1").update(`${key[1].trim()}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    });
+    socket.on("error", () => {});
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const stop = () => {
+    for (const socket of seen.sockets) socket.destroy();
+    server.close();
+  };
+  return { url: `ws://127.0.0.1:${server.address().port}/ws`, seen, stop };
+}
+
+test("a peer gone silent is noticed by the heartbeat; a handshake never answered, by openTimeout", async (t) => {
+  const peer = await silentPeer();
+  t.after(peer.stop);
+  const client = connect(peer.url, { heartbeat: 100, backoff: { first: 5000 } });
+  t.after(() => client.close());
+  await until(client, "state", ({ state }) => state === "open");
+  const [lost] = await until(client, "state", ({ state }) => state === "reconnecting", 3000);
+  assert.deepEqual([lost.code, lost.reason], [1006, "no frame within twice the heartbeat"]);
+  assert.ok(peer.seen.after > 0); // it asked (a ping) before giving up
+
+  const mute = await silentPeer({ handshake: false });
+  t.after(mute.stop);
+  const waiting = connect(mute.url, { openTimeout: 200, backoff: { first: 5000 } });
+  t.after(() => waiting.close());
+  const [late] = await until(waiting, "state", ({ state }) => state === "reconnecting", 3000);
+  assert.deepEqual([late.code, late.reason], [1006, "no handshake within openTimeout"]);
+});
+
+test("a socket the browser will not open closes the client, saying why; a path's #fragment is dropped", async () => {
+  class Refusing {
+    constructor() {
+      throw Object.assign(new Error("insecure WebSocket from an https page"), { name: "SecurityError" });
+    }
+  }
+  const client = connect("ws://example.invalid/ws/chat", { WebSocket: Refusing });
+  const [closed] = await until(client, "state", ({ state }) => state === "closed", 1000);
+  assert.deepEqual([closed.code, closed.reason], [1006, "SecurityError: insecure WebSocket from an https page"]);
+  await assert.rejects(client.request("ping"), { name: "ConnectionError" });
+
+  globalThis.location = { protocol: "https:", host: "example.invalid" };
+  try {
+    const opened = [];
+    const fake = class {
+      constructor(url) {
+        opened.push(url);
+      }
+      close() {}
+    };
+    const paged = connect("/ws/system#section", { WebSocket: fake, backoff: { first: 10, max: 2 } });
+    await Promise.resolve();
+    assert.deepEqual(opened, ["wss://example.invalid/ws/system"]);
+    assert.deepEqual(paged.backoff, { first: 10, max: 10 }); // a max under first is first
+    paged.close();
+  } finally {
+    delete globalThis.location;
   }
 });

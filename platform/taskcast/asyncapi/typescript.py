@@ -49,6 +49,8 @@ export interface Options {
   storage?: "session" | "memory";
   backoff?: { first?: number; max?: number };
   requestTimeout?: number;
+  openTimeout?: number;
+  heartbeat?: number; // ms; 0: never
   WebSocket?: new (url: string) => WebSocket;
 }
 export interface Channel {

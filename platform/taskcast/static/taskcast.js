@@ -17,6 +17,11 @@
 //                   by max, with half jitter (between half of it and all of it); it starts
 //                   again from first once a connection has stayed open 2 s
 //   requestTimeout  ms a request waits for its reply (default 10000)
+//   openTimeout     ms a handshake may take before the attempt counts as failed (10000)
+//   heartbeat       ms of silence after which the client sends a ping; with no frame for twice
+//                   as long the connection counts as lost (1006) and is opened again (20000;
+//                   0: never). A browser's socket does not notice a peer gone silently (a
+//                   sleeping laptop, a changed network) by itself.
 //   WebSocket       a constructor, where there is no global one
 //
 // The client opens the socket at once and opens it again after a close with any code but
@@ -45,6 +50,8 @@
 
 const FINAL = new Set([1008, 4400, 4401, 4403]);
 const STEADY = 2000; // ms a connection stays open for the backoff to start again from `first`
+const MAX_CURSOR = 4096; // no server gives a longer one
+const HEARTBEAT = "taskcast.heartbeat"; // the ref of the client's own pings: answers go nowhere
 
 export function connect(url, options = {}) {
   return new Client(url, options);
@@ -56,18 +63,23 @@ class Client {
     this.token = options.token ?? null;
     this.backoff = backoffOf(options.backoff);
     this.requestTimeout = options.requestTimeout ?? 10000;
+    this.openTimeout = delayOf(options.openTimeout, 10000);
+    this.heartbeat = options.heartbeat === 0 ? 0 : delayOf(options.heartbeat, 20000);
     this.state = "connecting";
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (!this._WebSocket) throw new Error("no WebSocket here: pass options.WebSocket");
     this._store = options.storage === "session" ? sessionStore() : null;
-    this._storeKey = `taskcast.cursor:${new URL(this.url).pathname}`;
-    this.cursor = options.cursor ?? this._stored("getItem");
+    const { host, pathname } = new URL(this.url);
+    this._storeKey = `taskcast.cursor:${host}${pathname}`;
+    this.cursor = options.cursor ?? usable(this._stored("getItem"));
     this._listeners = new Map();
     this._pending = new Map(); // ref → {finish, go, sent}
     this._refs = 0;
     this._failures = 0; // connections in a row that did not stay open (STEADY)
     this._ws = null;
     this._retry = null;
+    this._timers = () => {}; // the open socket's: its handshake, steady and heartbeat timers
+    this._heard = 0; // when the open socket last received a frame
     this._closed = null; // the code it stopped with
     queueMicrotask(() => this._open()); // after the caller's on(...) calls: they see "connecting"
   }
@@ -116,6 +128,7 @@ class Client {
   close(code = 1000, reason = "") {
     const ws = this._ws;
     this._ws = null;
+    this._timers();
     try {
       if (ws) ws.close(code, reason);
     } catch {
@@ -134,11 +147,36 @@ class Client {
     const attempt = this._failures + 1;
     this._state({ state: "connecting", attempt });
     if (this._closed !== null) return; // closed by a listener of that state
-    const ws = (this._ws = new this._WebSocket(address.href));
+    let ws;
+    try {
+      ws = this._ws = new this._WebSocket(address.href);
+    } catch (error) { // an address or a page this browser will not connect (mixed content, CSP)
+      return this._stop(1006, `${error.name || "Error"}: ${error.message}`); // every time
+    }
+    // A connection that says nothing counts as lost: no handshake within openTimeout, or no
+    // frame within twice the heartbeat (a ping goes out after one).
+    const lost = (reason) => {
+      if (this._ws !== ws) return;
+      ws.onclose({ code: 1006, reason }); // first: the socket's own events are then ignored
+      ws.close();
+    };
     let steady = null;
+    let beat = null;
+    const opening = setTimeout(() => lost("no handshake within openTimeout"), this.openTimeout);
+    const timers = () => (clearTimeout(opening), clearTimeout(steady), clearInterval(beat));
+    this._timers = timers;
     ws.onopen = () => {
       if (this._ws !== ws) return;
+      clearTimeout(opening);
       steady = setTimeout(() => (this._failures = 0), STEADY);
+      if (this.heartbeat > 0) {
+        this._heard = Date.now();
+        beat = setInterval(() => {
+          const quiet = Date.now() - this._heard;
+          if (quiet >= 2 * this.heartbeat) lost("no frame within twice the heartbeat");
+          else if (quiet >= this.heartbeat) this._sendText(`{"action":"ping","ref":"${HEARTBEAT}"}`);
+        }, this.heartbeat / 2);
+      }
       this._state({ state: "open", attempt });
       for (const request of [...this._pending.values()]) {
         if (!request.sent && this._ws === ws) request.go();
@@ -148,7 +186,7 @@ class Client {
     // Browsers follow an error with a close (1006); Node 20's WebSocket may not: one of the two.
     ws.onerror = () => ws.onclose({ code: 1006, reason: "" });
     ws.onclose = ({ code, reason }) => {
-      clearTimeout(steady);
+      timers(); // this socket's (a later socket's are its own)
       if (this._ws !== ws) return; // closed by close(), or after its error
       this._ws = null;
       if (FINAL.has(code) || code === 1000) return this._stop(code, reason); // or ended by the server
@@ -189,11 +227,13 @@ class Client {
     } catch {
       return; // not the protocol: nothing to give
     }
+    this._heard = Date.now();
     if (!frame || typeof frame.action !== "string") return;
-    if (typeof frame.cursor === "string") {
+    if (usable(frame.cursor)) {
       this.cursor = frame.cursor;
       this._stored("setItem", frame.cursor);
     }
+    if (frame.ref === HEARTBEAT) return; // the answer to the client's own ping
     this._emit("frame", frame);
     const request = typeof frame.ref === "string" && this._pending.get(frame.ref);
     const payload = frame.payload && typeof frame.payload === "object" ? frame.payload : {};
@@ -244,11 +284,23 @@ class Client {
 }
 
 function resolve(url) {
-  if (/^wss?:\/\//i.test(url)) return url.split("#")[0];
-  if (/^[a-z][a-z0-9+.-]*:/i.test(url)) throw new Error("a ws:// or wss:// URL, or a path");
-  if (!globalThis.location) throw new Error(`${url}: a path needs a page (location) to resolve`);
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return new URL(url, `${scheme}//${location.host}`).href;
+  let base;
+  if (!/^wss?:\/\//i.test(url)) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url)) throw new Error("a ws:// or wss:// URL, or a path");
+    if (!globalThis.location) throw new Error(`${url}: a path needs a page (location) to resolve`);
+    base = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}`;
+  }
+  const address = new URL(url, base);
+  address.hash = ""; // never sent: a WebSocket refuses a URL with one
+  return address.href;
+}
+
+function delayOf(ms, fallback) {
+  return ms > 0 && ms < 2 ** 31 ? ms : fallback; // what a timer can wait (NaN, Infinity: not)
+}
+
+function usable(cursor) {
+  return typeof cursor === "string" && cursor.length > 0 && cursor.length <= MAX_CURSOR ? cursor : null;
 }
 
 function sessionStore() {
@@ -260,8 +312,8 @@ function sessionStore() {
 }
 
 function backoffOf({ first, max } = {}) {
-  const start = Number.isFinite(first) && first > 0 ? first : 250;
-  return { first: start, max: Number.isFinite(max) && max >= start ? max : Math.max(start, 8000) };
+  const start = delayOf(first, 250);
+  return { first: start, max: Math.max(start, delayOf(max, 8000)) };
 }
 
 function closedError(code) {
