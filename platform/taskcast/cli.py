@@ -28,7 +28,9 @@ from .client import Client, Frame, Refused, RequestFailed, State
 __all__ = ["main"]
 
 NO_REPLY_WAIT = 1.0  # seconds send --no-reply waits for an error frame before it exits 0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, lone surrogates (no terminal encoding takes one) and the line and bidi
+# controls that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,17 +60,19 @@ async def tail(args: argparse.Namespace) -> int:
     task = asyncio.current_task()
     if task is not None:  # SIGTERM (`timeout`, a supervisor) stops it as Ctrl-C does
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    last = client.cursor  # the newest printed (frames received but not printed come again)
     try:
         async with client:
             seen = 0
             async for frame in client:
                 print(_printable(_readable(frame) if readable else frame.as_json()), flush=True)
+                last = frame.cursor or last
                 seen += 1
                 if args.count is not None and seen >= args.count:
                     break
     finally:  # Ctrl-C too: where to resume from
-        if client.cursor:
-            _say(f"last cursor: {client.cursor}")
+        if last:
+            _say(f"last cursor: {last}")
     return 0
 
 
@@ -128,7 +132,8 @@ def _say(text: str) -> None:
 
 def _printable(text: str) -> str:
     """``text`` with control characters (a server's escape sequences could clear a terminal or
-    retitle it) as ``\\u`` escapes, which a JSON line reads back as the same characters."""
+    retitle it) and lone surrogates as ``\\u`` escapes, which a JSON line reads back as the same
+    characters."""
     return _CONTROL.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 

@@ -28,6 +28,9 @@ __all__ = [
 ]
 
 MAX_REF_LENGTH = 128
+# The largest frame whose ref a rate-limited error answers: reading it is a parse, which the
+# limit is there to spare (a larger request's error comes without its ref).
+REF_SCAN_LIMIT = 2048
 # A \uD800 to \uDFFF escape: JSON allows one alone; no UTF-8 text (a reply, a broadcast) can.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -47,8 +50,9 @@ def with_ref(frame: str, ref: str | None) -> str:
 
 def ref_of(text: str) -> str | None:
     """The ``ref`` of a frame that is refused before it is decoded (rate-limited), so that its
-    error answers it: ``None`` where it has none a reply could carry."""
-    if _SURROGATE_ESCAPE.search(text):
+    error answers it: ``None`` where it has none a reply could carry, or is over
+    ``REF_SCAN_LIMIT`` characters."""
+    if len(text) > REF_SCAN_LIMIT or _SURROGATE_ESCAPE.search(text):
         return None
     try:
         data = json.loads(text)

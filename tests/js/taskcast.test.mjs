@@ -396,6 +396,9 @@ test("a socket the browser will not open closes the client, saying why; a path's
     await Promise.resolve();
     assert.deepEqual(opened, ["wss://example.invalid/ws/system"]);
     assert.deepEqual(paged.backoff, { first: 10, max: 10 }); // a max under first is first
+    const patient = connect("/ws/system", { WebSocket: fake, requestTimeout: Infinity, openTimeout: -1 });
+    assert.deepEqual([patient.requestTimeout, patient.openTimeout], [10000, 10000]); // what a timer can wait
+    patient.close();
     paged.close();
   } finally {
     delete globalThis.location;

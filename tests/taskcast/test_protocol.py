@@ -7,7 +7,14 @@ import pytest
 from pydantic import BaseModel
 
 from taskcast import BaseMessage, Consumer, event_handler, ws_handler
-from taskcast.protocol import MAX_REF_LENGTH, Accepted, Rejected, decode
+from taskcast.protocol import (
+    MAX_REF_LENGTH,
+    REF_SCAN_LIMIT,
+    Accepted,
+    Rejected,
+    decode,
+    ref_of,
+)
 
 
 class Point(BaseModel):
@@ -113,3 +120,12 @@ def test_an_unpaired_surrogate_is_invalid_json_before_it_reaches_a_handler(text:
 def test_a_paired_surrogate_escape_is_just_a_character() -> None:
     result = decode(r'{"action": "ping", "ref": "\ud83d\ude00"}', Board.handlers)
     assert not isinstance(result, Rejected) and result.ref == "😀"
+
+
+def test_the_ref_a_rate_limited_error_answers_is_read_only_where_it_is_cheap() -> None:
+    assert ref_of('{"action": "ping", "ref": "r1"}') == "r1"
+    too_long = '{"ref": "' + "x" * (MAX_REF_LENGTH + 1) + '"}'
+    for text in ('{"ref": 5}', "[1]", "not json", '{"ref": "\\ud800"}', too_long):
+        assert ref_of(text) is None
+    big = '{"action": "x", "ref": "r2", "payload": [' + ",".join(["1"] * REF_SCAN_LIMIT) + "]}"
+    assert ref_of(big) is None  # not parsed: the limit spares the parse

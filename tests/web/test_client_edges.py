@@ -172,3 +172,20 @@ def test_a_token_is_never_said_in_any_of_its_url_forms() -> None:
     assert token not in address  # encoded, "/" too
     said = str(client._stopped(ValueError(f"bad {address} and {token}")))
     assert "SECRET" not in said and said.count("[redacted]") == 2
+
+
+def test_tail_prints_any_text_and_names_the_last_cursor_it_printed() -> None:
+    """A lone surrogate (valid JSON, no terminal's encoding) is printed escaped; the cursor said
+    at the end is the last printed frame's, not that of one received and never shown."""
+
+    async def burst(ws: ServerConnection) -> None:
+        frames = [f'{{"action":"m","payload":"a\\ud800b","cursor":"c{n}"}}' for n in range(1, 5)]
+        for frame in frames:
+            await ws.send(frame)
+        await ws.wait_closed()
+
+    with fake_server(burst) as url:
+        said = cli("tail", url, "--count", "1")
+    assert said.returncode == 0, said.stderr
+    assert json.loads(said.stdout) == {"action": "m", "payload": "a\ud800b", "cursor": "c1"}
+    assert "taskcast: last cursor: c1" in said.stderr

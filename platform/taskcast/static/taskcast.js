@@ -22,7 +22,9 @@
 //                   as long the connection counts as lost (1006) and is opened again (20000;
 //                   0: never). A browser's socket does not notice a peer gone silently (a
 //                   sleeping laptop, a changed network) by itself.
-//   WebSocket       a constructor, where there is no global one
+//   WebSocket       a constructor, where there is no global one (in Node, a socket closed while
+//                   its peer is silent lingers until the system gives up on it, and keeps the
+//                   process alive: a script that must end calls process.exit())
 //
 // The client opens the socket at once and opens it again after a close with any code but
 // 4400, 4401, 4403 and 1008 (a retry would be refused again) and 1000 (the server ended the
@@ -62,7 +64,7 @@ class Client {
     this.url = resolve(url);
     this.token = options.token ?? null;
     this.backoff = backoffOf(options.backoff);
-    this.requestTimeout = options.requestTimeout ?? 10000;
+    this.requestTimeout = delayOf(options.requestTimeout, 10000);
     this.openTimeout = delayOf(options.openTimeout, 10000);
     this.heartbeat = options.heartbeat === 0 ? 0 : delayOf(options.heartbeat, 20000);
     this.state = "connecting";
@@ -94,7 +96,8 @@ class Client {
     return this._send({ action, payload });
   }
 
-  request(action, payload = null, { timeout = this.requestTimeout } = {}) {
+  request(action, payload = null, { timeout } = {}) {
+    timeout = delayOf(timeout, this.requestTimeout);
     const ref = `r${++this._refs}`;
     let text;
     try {
@@ -221,13 +224,13 @@ class Client {
   }
 
   _received(text) {
+    this._heard = Date.now(); // anything at all: the peer is there
     let frame;
     try {
       frame = JSON.parse(text);
     } catch {
       return; // not the protocol: nothing to give
     }
-    this._heard = Date.now();
     if (!frame || typeof frame.action !== "string") return;
     if (usable(frame.cursor)) {
       this.cursor = frame.cursor;
